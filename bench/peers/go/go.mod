@@ -1,0 +1,3 @@
+module ringflow/bench/peers/go
+
+go 1.19

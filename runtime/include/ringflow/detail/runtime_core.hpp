@@ -1,0 +1,39 @@
+// runtime_core: the workers of one runtime and how new tasks are placed.
+#pragma once
+
+#include <atomic>
+#include <barrier>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <ringflow/detail/worker.hpp>
+
+namespace ringflow::detail {
+
+class runtime_core {
+ public:
+  runtime_core(unsigned threads, unsigned ring_entries);
+  ~runtime_core();  // stops the workers and frees every frame
+
+  std::size_t size() const noexcept { return workers_.size(); }
+  worker& at(std::size_t i) noexcept { return *workers_[i]; }
+  // Round-robin placement for spawn; a lone worker always gets it.
+  worker& next_worker() noexcept {
+    if (workers_.size() == 1) return *workers_[0];
+    return *workers_[next_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
+  }
+  bool stopping() const noexcept { return stop_.load(std::memory_order_acquire); }
+
+  // Starts root (an unstarted, adopted-on-arrival frame) on w.
+  void start_on(worker& w, root_link* root);
+
+ private:
+  std::vector<std::unique_ptr<worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::atomic<unsigned> next_{0};
+  std::atomic<bool> stop_{false};
+  std::unique_ptr<std::barrier<>> barrier_;  // shut-down phases
+};
+
+}  // namespace ringflow::detail

@@ -1,0 +1,139 @@
+// worker: one thread, one io_uring, one ready queue.
+//
+// Everything on a worker runs on its own thread; other threads reach it only
+// through push_remote() (a locked inbox) followed by wake() when the worker
+// sleeps in the kernel. A coroutine always resumes on the worker it suspended
+// on, so the hot hand-offs between tasks of one worker never cross a core.
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <vector>
+
+#include <ringflow/detail/completion.hpp>
+#include <ringflow/detail/ready_queue.hpp>
+#include <ringflow/detail/spinlock.hpp>
+
+namespace ringflow::detail {
+
+class worker;
+class runtime_core;
+
+// The worker running on this thread (null outside a runtime), and its id
+// (0 outside a runtime); kept apart so hot paths read one word.
+inline thread_local worker* tls_worker = nullptr;
+inline thread_local std::uint32_t tls_worker_id = 0;
+
+// A spawned task's top frame; the worker destroys the ones still alive when
+// the runtime goes away.
+struct root_link {
+  root_link* prev = nullptr;
+  root_link* next = nullptr;
+  std::coroutine_handle<> frame;
+  bool linked = false;
+};
+
+class worker {
+ public:
+  worker(runtime_core& rt, unsigned index, unsigned ring_entries);
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+  ~worker();
+
+  unsigned index() const noexcept { return index_; }
+  std::uint32_t id() const noexcept { return id_; }
+  runtime_core& core() const noexcept { return rt_; }
+
+  // ---- scheduling -------------------------------------------------------
+  // Own thread only.
+  void schedule_local(std::coroutine_handle<> h) { ready_.push(h); }
+  // Any thread. True when the caller must call wake() (after dropping locks).
+  [[nodiscard]] bool push_remote(std::coroutine_handle<> h, root_link* unstarted_root = nullptr);
+  void wake();
+  void schedule(std::coroutine_handle<> h) {
+    if (tls_worker == this) {
+      schedule_local(h);
+    } else if (push_remote(h)) {
+      wake();
+    }
+  }
+  // Own thread only: withdraws a queued resumption of a frame that is being
+  // destroyed, from the ready queue and from the inbox.
+  void unschedule(std::coroutine_handle<> h);
+  // Own thread only: records a task's top frame (spawn) so shutdown can free it.
+  void adopt_root(root_link* r) noexcept;
+  static void drop_root(root_link* r) noexcept;
+
+  // ---- io_uring ---------------------------------------------------------
+  // Own thread only. Never null: flushes the SQ when it is full.
+  io_uring_sqe* get_sqe();
+  // Marks c as submitted: the prepared SQE's user_data must be &c.
+  void track(completion& c, io_uring_sqe* sqe) noexcept {
+    io_uring_sqe_set_data(sqe, &c);
+    c.in_flight = true;
+    ++in_flight_;
+  }
+  // Cancels c's operation and waits (in the kernel, dispatching nothing) for
+  // its final CQE, so the memory the kernel may touch can be freed safely.
+  void cancel_and_wait(completion& c);
+  // Submits now rather than at the end of this loop turn.
+  void submit_now();
+  io_uring* ring() noexcept { return &ring_; }
+  bool has_msg_ring() const noexcept { return has_msg_ring_; }
+
+  // ---- ownership of single-worker objects (see affinity.hpp) -------------
+  void request_revoke(std::atomic<std::uint32_t>* owner);
+  void process_revokes();
+
+  // ---- the loop ---------------------------------------------------------
+  void run();                 // until the runtime stops
+  void destroy_everything();  // shutdown: frees every frame this worker holds
+  void close_ring();
+
+ private:
+  struct cqe_record {
+    std::uint64_t user_data;
+    std::int32_t res;
+    std::uint32_t flags;
+  };
+  struct remote_entry {
+    std::coroutine_handle<> h;
+    root_link* root;
+  };
+
+  void run_ready(unsigned budget);
+  void drain_remote();
+  void reap();
+  void dispatch(const cqe_record& r);
+  void arm_eventfd();
+  void collect_cqes();
+  void wait_in_kernel();
+
+  runtime_core& rt_;
+  unsigned index_;
+  std::uint32_t id_;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  bool has_msg_ring_ = false;
+  int eventfd_ = -1;
+  std::uint64_t eventfd_buf_ = 0;
+  std::uint32_t in_flight_ = 0;  // operations whose CQE we still expect (not the eventfd read)
+
+  ready_queue ready_;
+  std::vector<cqe_record> backlog_;
+  std::size_t backlog_pos_ = 0;
+  root_link roots_;  // sentinel of a circular list
+
+  alignas(64) std::atomic<bool> sleeping_{false};
+  std::atomic<bool> remote_pending_{false};
+  std::atomic<bool> revoke_pending_{false};
+  spinlock remote_lock_;
+  std::vector<remote_entry> remote_;
+  std::vector<remote_entry> remote_swap_;
+  std::vector<std::atomic<std::uint32_t>*> revokes_;
+};
+
+}  // namespace ringflow::detail

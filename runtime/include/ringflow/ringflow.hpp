@@ -1,0 +1,10 @@
+// ringflow: a C++20 coroutine runtime on io_uring whose heart is backpressure.
+// This umbrella header includes the whole public API.
+#pragma once
+
+#include <ringflow/join_handle.hpp>
+#include <ringflow/runtime.hpp>
+#include <ringflow/sleep.hpp>
+#include <ringflow/task.hpp>
+#include <ringflow/timeout.hpp>
+#include <ringflow/yield.hpp>

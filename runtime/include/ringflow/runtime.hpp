@@ -1,0 +1,94 @@
+// runtime: worker threads, each owning one io_uring and a ready queue.
+//
+//   ringflow::runtime rt({.threads = 2});
+//   int v = rt.block_on(main_task());      // drive until main_task finishes
+//
+// Tasks spawned from a runtime are spread round-robin over its workers and
+// stay on the worker that first ran them. An idle worker sleeps in the kernel
+// (io_uring_submit_and_wait) until a completion or a wake-up from another
+// thread arrives (IORING_OP_MSG_RING between workers, an eventfd otherwise).
+//
+// Destroying the runtime stops the workers, destroys the frames of every task
+// still suspended (their destructors run, their in-flight operations are
+// cancelled) and closes the rings; no thread outlives it.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+
+#include <ringflow/detail/runtime_core.hpp>
+#include <ringflow/join_handle.hpp>
+#include <ringflow/task.hpp>
+
+namespace ringflow {
+
+struct runtime_options {
+  unsigned threads = 1;         // worker threads; 0 -> std::invalid_argument
+  unsigned ring_entries = 256;  // SQ entries per ring: 1..32768, else std::invalid_argument
+};
+
+class runtime {
+ public:
+  // Throws std::invalid_argument for bad options and std::system_error when
+  // io_uring cannot be set up (the message says when it is unavailable).
+  explicit runtime(runtime_options opts = {});
+  runtime(runtime&&) noexcept = default;
+  runtime& operator=(runtime&&) noexcept = default;
+  ~runtime();
+
+  // Runs t on the first worker and blocks the calling thread until it
+  // finishes; returns its value or rethrows its exception. Calling it from a
+  // task of the same runtime throws std::logic_error (it would deadlock).
+  template <class T>
+  T block_on(task<T> t);
+
+  // Starts t on a worker (round-robin); usable from any thread.
+  template <class T>
+  join_handle<T> spawn(task<T> t);
+
+  unsigned threads() const noexcept { return static_cast<unsigned>(core_->size()); }
+  detail::runtime_core& core() noexcept { return *core_; }
+
+ private:
+  std::unique_ptr<detail::runtime_core> core_;
+};
+
+namespace detail {
+template <class T>
+join_handle<T> spawn_on(worker& w, task<T> t) {
+  if (!t.valid()) throw std::invalid_argument("ringflow: spawning an empty task");
+  auto* s = new join_state<T>;
+  root_coro r = run_root(std::move(t), join_ref<T>{s});
+  w.core().start_on(w, r.link);
+  return join_handle<T>{s};
+}
+}  // namespace detail
+
+// Inside a running task: starts t on the current runtime (round-robin).
+template <class T>
+join_handle<T> spawn(task<T> t) {
+  if (!detail::tls_worker) throw std::logic_error("ringflow::spawn called outside a runtime");
+  return detail::spawn_on(detail::tls_worker->core().next_worker(), std::move(t));
+}
+
+// Inside a running task: starts t on the current worker (no cross-core hand-off).
+template <class T>
+join_handle<T> spawn_local(task<T> t) {
+  if (!detail::tls_worker) throw std::logic_error("ringflow::spawn_local called outside a runtime");
+  return detail::spawn_on(*detail::tls_worker, std::move(t));
+}
+
+template <class T>
+join_handle<T> runtime::spawn(task<T> t) {
+  return detail::spawn_on(core_->next_worker(), std::move(t));
+}
+
+template <class T>
+T runtime::block_on(task<T> t) {
+  if (detail::tls_worker && &detail::tls_worker->core() == core_.get()) {
+    throw std::logic_error("ringflow: block_on called from a task of the same runtime");
+  }
+  return detail::spawn_on(core_->at(0), std::move(t)).wait();
+}
+
+}  // namespace ringflow

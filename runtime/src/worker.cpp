@@ -1,0 +1,339 @@
+#include <ringflow/detail/worker.hpp>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include <ringflow/detail/affinity.hpp>
+#include <ringflow/detail/runtime_core.hpp>
+#include "worker_registry.hpp"
+
+namespace ringflow::detail {
+
+namespace {
+
+std::system_error uring_error(int err, const char* what) {
+  std::string msg = what;
+  if (err == ENOSYS || err == EPERM || err == EACCES) {
+    msg +=
+        ": io_uring is unavailable on this system (the kernel is too old, "
+        "kernel.io_uring_disabled forbids it, or a seccomp filter such as a "
+        "container's blocks it)";
+  }
+  return std::system_error(err, std::system_category(), msg);
+}
+
+int setup_ring(io_uring& ring, unsigned entries) {
+  io_uring_params p{};
+  // One thread submits and reaps, so let the kernel run completions only
+  // when we ask for them: fewer interruptions, batched task work.
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int r = io_uring_queue_init_params(entries, &ring, &p);
+  if (r == -EINVAL) {
+    p = {};
+    p.flags = IORING_SETUP_COOP_TASKRUN;
+    r = io_uring_queue_init_params(entries, &ring, &p);
+  }
+  if (r == -EINVAL) {
+    p = {};
+    r = io_uring_queue_init_params(entries, &ring, &p);
+  }
+  return r;
+}
+
+}  // namespace
+
+worker::worker(runtime_core& rt, unsigned index, unsigned ring_entries)
+    : rt_(rt), index_(index), id_(worker_registry::next_id()) {
+  roots_.prev = roots_.next = &roots_;
+  if (int r = setup_ring(ring_, ring_entries); r < 0) throw uring_error(-r, "io_uring_queue_init");
+  ring_ready_ = true;
+  if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
+    // RINGFLOW_NO_MSG_RING forces the eventfd fallback (used by the tests).
+    has_msg_ring_ = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) && !std::getenv("RINGFLOW_NO_MSG_RING");
+    io_uring_free_probe(probe);
+  }
+  eventfd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (eventfd_ < 0) {
+    int e = errno;
+    io_uring_queue_exit(&ring_);
+    throw std::system_error(e, std::system_category(), "eventfd");
+  }
+  backlog_.reserve(256);
+  remote_.reserve(64);
+  remote_swap_.reserve(64);
+  arm_eventfd();
+  worker_registry::add(this);
+}
+
+worker::~worker() {
+  worker_registry::remove(id_);
+  close_ring();
+}
+
+void worker::close_ring() {
+  if (ring_ready_) {
+    io_uring_queue_exit(&ring_);
+    ring_ready_ = false;
+  }
+  if (eventfd_ >= 0) {
+    ::close(eventfd_);
+    eventfd_ = -1;
+  }
+}
+
+// ---- scheduling ------------------------------------------------------------
+
+bool worker::push_remote(std::coroutine_handle<> h, root_link* unstarted_root) {
+  remote_lock_.lock();
+  remote_.push_back({h, unstarted_root});
+  remote_pending_.store(true, std::memory_order_seq_cst);
+  remote_lock_.unlock();
+  return sleeping_.exchange(false, std::memory_order_seq_cst);
+}
+
+void worker::wake() {
+  worker* self = tls_worker;
+  if (self && self->has_msg_ring_ && &self->rt_ == &rt_ && self != this) {
+    // Worker to worker: post a CQE straight into the sleeper's ring.
+    io_uring_sqe* sqe = self->get_sqe();
+    io_uring_prep_msg_ring(sqe, ring_.ring_fd, 0, tag_wake, 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, tag_ignore);
+    self->submit_now();
+    return;
+  }
+  std::uint64_t one = 1;
+  ssize_t n;
+  do {
+    n = ::write(eventfd_, &one, sizeof one);
+  } while (n < 0 && errno == EINTR);
+}
+
+void worker::unschedule(std::coroutine_handle<> h) {
+  if (ready_.remove(h)) return;
+  remote_lock_.lock();
+  for (auto& e : remote_) {
+    if (e.h == h) e.h = nullptr;
+  }
+  remote_lock_.unlock();
+}
+
+void worker::adopt_root(root_link* r) noexcept {
+  r->prev = roots_.prev;
+  r->next = &roots_;
+  roots_.prev->next = r;
+  roots_.prev = r;
+  r->linked = true;
+}
+
+void worker::drop_root(root_link* r) noexcept {
+  if (!r->linked) return;
+  r->prev->next = r->next;
+  r->next->prev = r->prev;
+  r->linked = false;
+}
+
+void worker::drain_remote() {
+  remote_lock_.lock();
+  remote_swap_.swap(remote_);
+  remote_pending_.store(false, std::memory_order_relaxed);
+  remote_lock_.unlock();
+  for (auto& e : remote_swap_) {
+    if (e.root) adopt_root(e.root);
+    if (e.h) ready_.push(e.h);
+  }
+  remote_swap_.clear();
+}
+
+// ---- io_uring ----------------------------------------------------------------
+
+io_uring_sqe* worker::get_sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (!sqe) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+void worker::submit_now() {
+  int r;
+  do {
+    r = io_uring_submit(&ring_);
+  } while (r == -EINTR);
+}
+
+void worker::arm_eventfd() {
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_read(sqe, eventfd_, &eventfd_buf_, sizeof eventfd_buf_, 0);
+  io_uring_sqe_set_data64(sqe, tag_eventfd);
+}
+
+void worker::collect_cqes() {
+  io_uring_cqe* cqe;
+  unsigned head, n = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    backlog_.push_back({cqe->user_data, cqe->res, cqe->flags});
+    ++n;
+  }
+  io_uring_cq_advance(&ring_, n);
+}
+
+void worker::cancel_and_wait(completion& c) {
+  if (!c.in_flight) return;
+  auto ud = reinterpret_cast<std::uint64_t>(&c);
+  auto consume_backlog = [&] {
+    for (std::size_t i = backlog_pos_; i < backlog_.size(); ++i) {
+      if (backlog_[i].user_data == ud) {
+        bool final = !(backlog_[i].flags & IORING_CQE_F_MORE);
+        backlog_[i].user_data = tag_ignore;
+        if (final) {
+          c.in_flight = false;
+          --in_flight_;
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+  if (consume_backlog()) return;
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_cancel64(sqe, ud, 0);
+  io_uring_sqe_set_data64(sqe, tag_ignore);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  for (;;) {
+    int r = io_uring_submit_and_wait(&ring_, 1);
+    if (r < 0 && r != -EINTR && r != -ETIME && r != -EAGAIN && r != -EBUSY) {
+      throw std::system_error(-r, std::system_category(), "io_uring_submit_and_wait");
+    }
+    collect_cqes();
+    if (consume_backlog()) return;
+  }
+}
+
+// ---- the loop ------------------------------------------------------------------
+
+void worker::run_ready(unsigned budget) {
+  while (budget-- && !ready_.empty()) {
+    std::coroutine_handle<> h = ready_.pop();
+    if (h) h.resume();
+  }
+}
+
+void worker::dispatch(const cqe_record& r) {
+  switch (r.user_data) {
+    case tag_ignore:
+    case tag_wake:
+      return;
+    case tag_eventfd:
+      arm_eventfd();
+      return;
+    default:
+      break;
+  }
+  auto* c = reinterpret_cast<completion*>(r.user_data);
+  c->res = r.res;
+  c->flags = r.flags;
+  if (!(r.flags & IORING_CQE_F_MORE)) {
+    c->in_flight = false;
+    --in_flight_;
+  }
+  c->on_complete(c);
+}
+
+void worker::reap() {
+  collect_cqes();
+  // dispatch() may run cancel_and_wait(), which appends to backlog_ and blanks
+  // entries it consumes: iterate by index.
+  while (backlog_pos_ < backlog_.size()) {
+    cqe_record r = backlog_[backlog_pos_++];
+    dispatch(r);
+  }
+  backlog_.clear();
+  backlog_pos_ = 0;
+}
+
+void worker::wait_in_kernel() {
+  sleeping_.store(true, std::memory_order_seq_cst);
+  if (remote_pending_.load(std::memory_order_seq_cst) ||
+      revoke_pending_.load(std::memory_order_seq_cst) || rt_.stopping()) {
+    sleeping_.store(false, std::memory_order_relaxed);
+    if (io_uring_sq_ready(&ring_) || in_flight_) io_uring_submit_and_get_events(&ring_);
+    return;
+  }
+  int r = io_uring_submit_and_wait(&ring_, 1);
+  sleeping_.store(false, std::memory_order_relaxed);
+  if (r < 0 && r != -EINTR && r != -ETIME && r != -EAGAIN && r != -EBUSY) {
+    throw std::system_error(-r, std::system_category(), "io_uring_submit_and_wait");
+  }
+}
+
+void worker::run() {
+  tls_worker = this;
+  tls_worker_id = id_;
+  constexpr unsigned budget = 256;
+  while (!rt_.stopping()) {
+    if (remote_pending_.load(std::memory_order_relaxed)) drain_remote();
+    if (revoke_pending_.load(std::memory_order_relaxed)) process_revokes();
+    run_ready(budget);
+    if (ready_.empty()) {
+      wait_in_kernel();
+    } else if (io_uring_sq_ready(&ring_) || in_flight_) {
+      // Busy: one non-blocking enter per turn submits the batch and lets
+      // deferred completions run.
+      io_uring_submit_and_get_events(&ring_);
+    }
+    reap();
+  }
+}
+
+void worker::destroy_everything() {
+  // Frames are destroyed here, on their own thread, so their awaiters can
+  // withdraw from this ring. Queued resumptions die with them.
+  drain_remote();
+  ready_.clear();
+  while (roots_.next != &roots_) {
+    root_link* r = roots_.next;
+    drop_root(r);
+    r->frame.destroy();
+  }
+  // Whatever a destructor above scheduled is never run.
+  ready_.clear();
+  remote_lock_.lock();
+  for (auto& e : remote_) {
+    if (e.root) e.root->frame.destroy();
+  }
+  remote_.clear();
+  remote_lock_.unlock();
+  process_revokes();
+}
+
+// ---- ownership revocation -------------------------------------------------------
+
+void worker::request_revoke(std::atomic<std::uint32_t>* owner) {
+  remote_lock_.lock();
+  revokes_.push_back(owner);
+  revoke_pending_.store(true, std::memory_order_seq_cst);
+  remote_lock_.unlock();
+  if (sleeping_.exchange(false, std::memory_order_seq_cst)) wake();
+}
+
+void worker::process_revokes() {
+  remote_lock_.lock();
+  for (auto* o : revokes_) {
+    if (o->load(std::memory_order_relaxed) == id_) o->store(shared_owner, std::memory_order_release);
+  }
+  revokes_.clear();
+  revoke_pending_.store(false, std::memory_order_relaxed);
+  remote_lock_.unlock();
+}
+
+}  // namespace ringflow::detail

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ringflow needs, only those missing.
+# Usage: scripts/setup.sh [--tests]   (--tests adds clang for the sanitizer builds)
+# Quiet when everything is already there.
+set -euo pipefail
+
+packages=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev catch2 libcli11-dev)
+if [[ "${1:-}" == "--tests" ]]; then
+  packages+=(clang-14 libclang-rt-14-dev python3)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+((${#missing[@]} == 0)) && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "ringflow needs these packages: ${missing[*]} (run as root, or apt-get install them)" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,280 @@
+#include <catch2/catch.hpp>
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <ringflow/ringflow.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../support/counters.hpp"
+
+using namespace std::chrono_literals;
+using ringflow::task;
+using test_support::lifetime_probe;
+
+namespace {
+
+task<int> add_one(int v) { co_return v + 1; }
+
+task<void> sleep_forever_with_probe() {
+  lifetime_probe p;
+  co_await ringflow::sleep_for(std::chrono::hours(1));
+}
+
+task<void> yield_forever_with_probe() {
+  lifetime_probe p;
+  for (;;) co_await ringflow::yield();
+}
+
+task<int> join_forever_with_probe(ringflow::join_handle<void> h) {
+  lifetime_probe p;
+  co_await std::move(h);
+  co_return 1;
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+TEST_CASE("runtime: bad options throw invalid_argument") {
+  REQUIRE_THROWS_AS(ringflow::runtime({.threads = 0}), std::invalid_argument);
+  REQUIRE_THROWS_AS(ringflow::runtime({.threads = 1, .ring_entries = 0}), std::invalid_argument);
+  REQUIRE_THROWS_AS(ringflow::runtime({.threads = 1, .ring_entries = 1u << 20}), std::invalid_argument);
+}
+
+TEST_CASE("runtime: io_uring unavailable throws system_error in plain words") {
+  // In a child, a seccomp filter makes io_uring_setup fail as a container would.
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(3);
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) _exit(3);
+    try {
+      ringflow::runtime rt;
+      _exit(1);
+    } catch (const std::system_error& e) {
+      bool plain = std::string(e.what()).find("io_uring is unavailable") != std::string::npos;
+      _exit(plain && e.code().value() == ENOSYS ? 0 : 2);
+    } catch (...) {
+      _exit(4);
+    }
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("runtime: 10,000 spawned tasks are all joined") {
+  ringflow::runtime rt({.threads = 2});
+  long total = rt.block_on([]() -> task<long> {
+    std::vector<ringflow::join_handle<int>> hs;
+    hs.reserve(10'000);
+    for (int i = 0; i < 10'000; ++i) hs.push_back(ringflow::spawn(add_one(i)));
+    long sum = 0;
+    for (auto& h : hs) sum += co_await std::move(h);
+    co_return sum;
+  }());
+  REQUIRE(total == 10'000L * 9'999 / 2 + 10'000);
+}
+
+TEST_CASE("runtime: an exception crosses spawn and join") {
+  ringflow::runtime rt({.threads = 2});
+  auto boom = []() -> task<int> {
+    throw std::out_of_range("from a spawned task");
+    co_return 0;
+  };
+  REQUIRE_THROWS_AS(rt.block_on([&]() -> task<int> { co_return co_await ringflow::spawn(boom()); }()),
+                    std::out_of_range);
+}
+
+TEST_CASE("runtime: two concurrent 100 ms sleeps take about 100 ms, not 200") {
+  ringflow::runtime rt;
+  auto t0 = std::chrono::steady_clock::now();
+  rt.block_on([]() -> task<void> {
+    auto a = ringflow::spawn(ringflow::sleep_for(100ms));
+    auto b = ringflow::spawn(ringflow::sleep_for(100ms));
+    co_await std::move(a);
+    co_await std::move(b);
+  }());
+  double ms = elapsed_ms(t0);
+  REQUIRE(ms >= 99);
+  REQUIRE(ms < 190);
+}
+
+TEST_CASE("runtime: timeout returns nullopt and destroys the loser") {
+  lifetime_probe::reset();
+  ringflow::runtime rt;
+  rt.block_on([]() -> task<void> {
+    auto slow = [](lifetime_probe) -> task<int> {
+      co_await ringflow::sleep_for(10s);
+      co_return 1;
+    };
+    std::optional<int> r = co_await ringflow::timeout(10ms, slow(lifetime_probe{}));
+    REQUIRE_FALSE(r.has_value());
+    REQUIRE(lifetime_probe::alive == 0);
+
+    std::optional<int> fast = co_await ringflow::timeout(1s, add_one(1));
+    REQUIRE(fast == 2);
+
+    bool done = co_await ringflow::timeout(1s, ringflow::sleep_for(1ms));
+    REQUIRE(done);
+    bool late = co_await ringflow::timeout(1ms, ringflow::sleep_for(1s));
+    REQUIRE_FALSE(late);
+  }());
+}
+
+TEST_CASE("runtime: timeout rethrows the task's exception when it finishes first") {
+  ringflow::runtime rt;
+  REQUIRE_THROWS_AS(rt.block_on([]() -> task<std::optional<int>> {
+    co_return co_await ringflow::timeout(1s, []() -> task<int> {
+      throw std::length_error("x");
+      co_return 0;
+    }());
+  }()),
+                    std::length_error);
+}
+
+TEST_CASE("runtime: nested timeouts cancel from the outside in") {
+  lifetime_probe::reset();
+  ringflow::runtime rt;
+  rt.block_on([]() -> task<void> {
+    auto inner = []() -> task<bool> { co_return co_await ringflow::timeout(10s, sleep_forever_with_probe()); };
+    std::optional<bool> r = co_await ringflow::timeout(5ms, inner());
+    REQUIRE_FALSE(r);
+    REQUIRE(lifetime_probe::alive == 0);
+  }());
+}
+
+TEST_CASE("runtime: a task cancelled while queued in yield is withdrawn") {
+  lifetime_probe::reset();
+  ringflow::runtime rt;
+  rt.block_on([]() -> task<void> {
+    bool finished = co_await ringflow::timeout(5ms, yield_forever_with_probe());
+    REQUIRE_FALSE(finished);
+    REQUIRE(lifetime_probe::alive == 0);
+    co_await ringflow::yield();  // the withdrawn entry must not be resumed
+  }());
+}
+
+TEST_CASE("runtime: destroying a runtime destroys 50 suspended tasks") {
+  lifetime_probe::reset();
+  {
+    ringflow::runtime rt({.threads = 2});
+    rt.block_on([]() -> task<void> {
+      std::vector<ringflow::join_handle<void>> forever;
+      for (int i = 0; i < 20; ++i) ringflow::spawn(sleep_forever_with_probe()).detach();
+      for (int i = 0; i < 20; ++i) ringflow::spawn(yield_forever_with_probe()).detach();
+      for (int i = 0; i < 10; ++i) {
+        ringflow::spawn(join_forever_with_probe(ringflow::spawn(ringflow::sleep_for(std::chrono::hours(1))))).detach();
+      }
+      co_await ringflow::sleep_for(10ms);
+    }());
+    REQUIRE(lifetime_probe::alive == 50);
+  }
+  REQUIRE(lifetime_probe::alive == 0);
+  REQUIRE(lifetime_probe::destroyed == 50);
+}
+
+TEST_CASE("runtime: a two-thread runtime runs tasks on both threads") {
+  ringflow::runtime rt({.threads = 2});
+  std::mutex m;
+  std::set<std::thread::id> seen;
+  rt.block_on([&]() -> task<void> {
+    std::vector<ringflow::join_handle<void>> hs;
+    for (int i = 0; i < 8; ++i) {
+      // Arguments, not captures: the closure dies before the spawned task runs.
+      hs.push_back(ringflow::spawn([](std::mutex* m, std::set<std::thread::id>* seen) -> task<void> {
+        std::lock_guard g(*m);
+        seen->insert(std::this_thread::get_id());
+        co_return;
+      }(&m, &seen)));
+    }
+    for (auto& h : hs) co_await std::move(h);
+  }());
+  REQUIRE(seen.size() == 2);
+}
+
+TEST_CASE("runtime: a task woken from another thread resumes without any timer") {
+  ringflow::runtime rt({.threads = 2});
+  // The waiter's worker has no timer armed: only the cross-ring wake can
+  // resume it. A lost wake would hang here (and the test runner times out).
+  auto t0 = std::chrono::steady_clock::now();
+  for (int round = 0; round < 200; ++round) {
+    rt.block_on([]() -> task<void> {
+      auto h = ringflow::spawn([]() -> task<int> { co_return 7; }());
+      int v = co_await std::move(h);
+      REQUIRE(v == 7);
+    }());
+  }
+  REQUIRE(elapsed_ms(t0) < 5000);
+}
+
+TEST_CASE("runtime: block_on from inside the same runtime is refused") {
+  ringflow::runtime rt;
+  REQUIRE_THROWS_AS(rt.block_on([&]() -> task<void> {
+    rt.block_on([]() -> task<void> { co_return; }());
+    co_return;
+  }()),
+                    std::logic_error);
+}
+
+TEST_CASE("runtime: yield lets the other ready tasks run in turn") {
+  ringflow::runtime rt;
+  std::vector<int> order;
+  rt.block_on([&]() -> task<void> {
+    auto worker = [&](int id) -> task<void> {
+      for (int i = 0; i < 3; ++i) {
+        order.push_back(id);
+        co_await ringflow::yield();
+      }
+    };
+    auto a = ringflow::spawn(worker(1));
+    auto b = ringflow::spawn(worker(2));
+    co_await std::move(a);
+    co_await std::move(b);
+  }());
+  REQUIRE(order == std::vector<int>{1, 2, 1, 2, 1, 2});
+}
+
+TEST_CASE("runtime: spawn from a foreign thread and detached tasks finish") {
+  ringflow::runtime rt({.threads = 2});
+  std::atomic<int> done{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i) {
+    ts.emplace_back([&] {
+      for (int j = 0; j < 100; ++j) {
+        rt.spawn([](std::atomic<int>* d) -> task<void> {
+            d->fetch_add(1);
+            co_return;
+          }(&done)).detach();
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  auto h = rt.spawn([&]() -> task<void> {
+    while (done.load() < 400) co_await ringflow::sleep_for(1ms);
+  }());
+  h.wait();
+  REQUIRE(done.load() == 400);
+}
