@@ -8,3 +8,5 @@
 #include <ringflow/task.hpp>
 #include <ringflow/timeout.hpp>
 #include <ringflow/yield.hpp>
+#include <ringflow/channel.hpp>
+#include <ringflow/overflow.hpp>

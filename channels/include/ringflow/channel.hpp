@@ -1,0 +1,599 @@
+// channel<T>: a bounded channel — many senders, many receivers, any workers.
+//
+//   ringflow::channel<int> ch(64);                       // overflow::block
+//   co_await ch.send(1);                                 // suspends while full
+//   std::optional<int> v = co_await ch.recv();           // nullopt once closed and drained
+//
+//   ringflow::channel<reading> latest(1, ringflow::overflow::sample);   // conflated
+//   ringflow::channel<job> jobs(100, ringflow::overflow::drop_oldest,
+//                               [](job j) { dead_letter(std::move(j)); });  // on_drop
+//
+// This is where backpressure happens: with overflow::block a full buffer
+// suspends the sender, so a producer can never run further ahead of its
+// consumers than `capacity` values. The other policies never suspend a
+// sender; they decide synchronously, without allocating, which value to
+// lose, and count it in stats().dropped (and hand it to on_drop).
+//
+// Guarantees
+// - With overflow::block nothing is lost or duplicated; one sender's values
+//   arrive in the order sent; the buffer never holds more than capacity values.
+// - Suspended senders and receivers are served first-in, first-out: a woken
+//   waiter is handed a claim (a reserved slot, or a buffered value) that
+//   nobody can take from it, so latecomers cannot barge ahead.
+// - Conservation: at any quiet moment every value offered to the open channel
+//   is exactly one of received, buffered (size()) or counted in dropped.
+//   Every value is destroyed exactly once, leftovers included.
+// - close() is idempotent and wakes every waiter: suspended senders resume
+//   with send_status::closed (their value untouched), receivers drain what is
+//   buffered and then get nullopt.
+// - Thread safety: usable from tasks on any workers. While only one worker has
+//   touched the channel it runs without a lock (see detail/affinity.hpp); once
+//   a second thread arrives it takes a spinlock per operation.
+//
+// Capacity 0 is a rendezvous channel (overflow::block only): a send completes
+// when a receiver takes the value.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include <ringflow/detail/affinity.hpp>
+#include <ringflow/detail/slot_ring.hpp>
+#include <ringflow/detail/waiter_list.hpp>
+#include <ringflow/overflow.hpp>
+
+namespace ringflow {
+
+template <class T>
+class channel {
+ public:
+  using value_type = T;
+  // Sees every value a policy discards (drop_incoming's rejected value,
+  // drop_oldest's evicted one, sample's overwritten one), on the sending task,
+  // after the channel's lock is released (Kotlin's onUndeliveredElement).
+  using drop_handler = std::function<void(T)>;
+
+  class send_awaiter;
+  class recv_awaiter;
+  class recv_many_awaiter;
+  class reserve_awaiter;
+  class permit;
+
+  // capacity 0: a rendezvous channel, valid only with overflow::block, else
+  // std::invalid_argument.
+  explicit channel(std::size_t capacity, overflow policy = overflow::block, drop_handler on_drop = {})
+      : buf_(check(capacity, policy)), policy_(policy), on_drop_(std::move(on_drop)) {}
+  channel(const channel&) = delete;
+  channel& operator=(const channel&) = delete;
+  // Buffered values are destroyed. The channel must outlive every task using it.
+  ~channel() = default;
+
+  // co_await ch.send(v) -> send_status.
+  // block: suspends while full; sent, or closed. Other policies never suspend:
+  // sent, dropped (drop_incoming), or closed.
+  // Cancel safety: a send cancelled while suspended (its frame destroyed, e.g.
+  // by timeout) takes nothing: the value is destroyed with the frame, and a
+  // slot that was just freed for it passes to the next waiting sender.
+  // (Rendezvous exception: if a receiver already took the value, it counts as
+  // sent although the sender never resumed.)
+  send_awaiter send(T value) { return send_awaiter(*this, std::move(value)); }
+
+  // Never suspends. full: only on a block channel whose buffer is full (or a
+  // rendezvous channel without a waiting receiver); nothing was taken.
+  send_status try_send(T value) {
+    std::optional<T> discarded;
+    send_status s;
+    {
+      guard g(*this);
+      s = offer_locked(g, value, discarded);
+    }
+    report_drop(discarded);
+    return s;
+  }
+
+  // co_await ch.recv() -> std::optional<T>: the next value, or nullopt once the
+  // channel is closed and drained.
+  // Cancel safety: a receive cancelled while suspended loses nothing. A value
+  // reserved for it stays in the buffer for the next receiver; a value already
+  // handed to it (rendezvous) is handed to the next waiting receiver or put back.
+  recv_awaiter recv() { return recv_awaiter(*this); }
+
+  // Never suspends; nullopt when nothing is ready (check is_closed() to tell
+  // "empty" from "finished").
+  std::optional<T> try_recv() {
+    guard g(*this);
+    if (!has_unclaimed_locked()) return std::nullopt;
+    return take_locked(g);
+  }
+
+  // co_await ch.recv_many(max) -> std::vector<T> of 1..max values (all that are
+  // ready, up to max), or empty once closed and drained: Kafka's poll with
+  // max.poll.records. max == 0: std::invalid_argument.
+  // Cancel safety: as recv().
+  recv_many_awaiter recv_many(std::size_t max) {
+    if (max == 0) throw std::invalid_argument("ringflow::channel::recv_many: max must be at least 1");
+    return recv_many_awaiter(*this, max);
+  }
+
+  // co_await ch.reserve() -> std::optional<permit>: waits for a free slot and
+  // reserves it, so the value can be built knowing it will be accepted
+  // (Tokio's reserve/Permit). nullopt when the channel is closed. Only for
+  // overflow::block with capacity >= 1 (else std::logic_error).
+  // Cancel safety: a reserve cancelled while suspended reserves nothing.
+  reserve_awaiter reserve() {
+    if (policy_ != overflow::block || buf_.capacity() == 0) {
+      throw std::logic_error("ringflow::channel::reserve: needs overflow::block and capacity >= 1");
+    }
+    return reserve_awaiter(*this);
+  }
+
+  // Idempotent. Wakes every waiter; buffered values stay receivable.
+  void close() {
+    guard g(*this);
+    if (closed_) return;
+    closed_ = true;
+    while (!senders_.empty()) wake_locked(g, senders_.pop_front(), detail::wait_state::closed);
+    while (!receivers_.empty()) wake_locked(g, receivers_.pop_front(), detail::wait_state::closed);
+  }
+
+  bool is_closed() const {
+    guard g(*this);
+    return closed_;
+  }
+  // Values buffered now (for a rendezvous channel: values handed back by
+  // cancelled receivers, normally 0).
+  std::size_t size() const {
+    guard g(*this);
+    return buf_.size() + returned_.size();
+  }
+  std::size_t capacity() const noexcept { return buf_.capacity(); }
+  overflow policy() const noexcept { return policy_; }
+  channel_stats stats() const {
+    guard g(*this);
+    return stats_;
+  }
+
+ private:
+  struct guard : detail::affinity_guard {
+    explicit guard(const channel& c) : detail::affinity_guard(c.affinity_, c.lock_) {}
+  };
+
+  static std::size_t check(std::size_t capacity, overflow policy) {
+    if (capacity == 0 && policy != overflow::block) {
+      throw std::invalid_argument("ringflow::channel: capacity 0 (rendezvous) needs overflow::block");
+    }
+    return capacity;
+  }
+
+  static detail::worker* current_worker(const char* what) {
+    if (!detail::tls_worker) throw std::logic_error(what);
+    return detail::tls_worker;
+  }
+
+  void report_drop(std::optional<T>& discarded) {
+    if (discarded && on_drop_) on_drop_(std::move(*discarded));
+  }
+
+  // ---- state transitions; the guard is held --------------------------------
+
+  bool rendezvous() const noexcept { return buf_.capacity() == 0; }
+
+  bool has_unclaimed_locked() const noexcept {
+    if (rendezvous()) return !returned_.empty() || !senders_.empty();
+    return buf_.size() > claimed_;
+  }
+
+  void wake_locked(guard& g, detail::waiter_node* n, detail::wait_state s) {
+    n->state = s;
+    g.schedule(n->owner, n->handle);
+  }
+
+  // Applies the policy to an offered value. On `full` the value is untouched.
+  send_status offer_locked(guard& g, T& v, std::optional<T>& discarded) {
+    if (closed_) return send_status::closed;
+    if (rendezvous()) {
+      if (receivers_.empty()) return send_status::full;
+      auto* r = static_cast<recv_base*>(receivers_.pop_front());
+      r->slot.emplace(std::move(v));
+      ++stats_.sent;
+      ++stats_.received;
+      wake_locked(g, r, detail::wait_state::handed);
+      return send_status::sent;
+    }
+    if (buf_.size() + reserved_ < buf_.capacity() && (policy_ != overflow::block || senders_.empty())) {
+      push_locked(g, std::move(v));
+      return send_status::sent;
+    }
+    switch (policy_) {
+      case overflow::block:
+        return send_status::full;
+      case overflow::drop_incoming:
+        ++stats_.dropped;
+        discarded.emplace(std::move(v));
+        return send_status::dropped;
+      case overflow::drop_oldest:
+        ++stats_.dropped;
+        discarded.emplace(buf_.pop_front());
+        buf_.push_back(std::move(v));
+        ++stats_.sent;
+        return send_status::sent;
+      case overflow::sample:
+        ++stats_.dropped;
+        discarded.emplace(std::exchange(buf_.back(), std::move(v)));
+        ++stats_.sent;
+        return send_status::sent;
+    }
+    return send_status::full;
+  }
+
+  void push_locked(guard& g, T&& v) {
+    buf_.push_back(std::move(v));
+    ++stats_.sent;
+    if (buf_.size() > stats_.high_water) stats_.high_water = buf_.size();
+    notify_receiver_locked(g);
+  }
+
+  // A value nobody has claimed is ready: give the first waiting receiver the claim.
+  void notify_receiver_locked(guard& g) {
+    if (!receivers_.empty() && buf_.size() > claimed_) {
+      ++claimed_;
+      wake_locked(g, receivers_.pop_front(), detail::wait_state::notified);
+    }
+  }
+
+  // Slots are free: give the first waiting senders a reserved slot each.
+  void release_space_locked(guard& g) {
+    while (!senders_.empty() && buf_.size() + reserved_ < buf_.capacity()) {
+      ++reserved_;
+      wake_locked(g, senders_.pop_front(), detail::wait_state::notified);
+    }
+  }
+
+  // Precondition: a value is available to the caller (unclaimed, or its claim).
+  T take_locked(guard& g) {
+    ++stats_.received;
+    if (!rendezvous()) {
+      T v = buf_.pop_front();
+      release_space_locked(g);
+      return v;
+    }
+    if (!returned_.empty()) {
+      T v = std::move(returned_.front());
+      returned_.pop_front();
+      return v;
+    }
+    auto* s = static_cast<send_awaiter*>(senders_.pop_front());
+    T v = std::move(s->value_);
+    ++stats_.sent;
+    wake_locked(g, s, detail::wait_state::handed);
+    return v;
+  }
+
+  // Rendezvous: a value handed to a receiver that was cancelled before it ran.
+  void put_back_locked(guard& g, T&& v) {
+    if (!receivers_.empty()) {
+      auto* r = static_cast<recv_base*>(receivers_.pop_front());
+      r->slot.emplace(std::move(v));
+      wake_locked(g, r, detail::wait_state::handed);
+      return;
+    }
+    --stats_.received;
+    returned_.push_back(std::move(v));
+  }
+
+  // Withdraws a node whose frame is being destroyed. Returns its last state.
+  detail::wait_state withdraw_locked(detail::waiter_node* n, detail::waiter_list& list) {
+    detail::wait_state s = n->state;
+    if (s == detail::wait_state::waiting) {
+      list.remove(n);
+    } else if (s != detail::wait_state::idle) {
+      n->owner->unschedule(n->handle);  // its resume is queued: cancel it
+    }
+    n->state = detail::wait_state::idle;
+    return s;
+  }
+
+  // ---- receivers ----------------------------------------------------------------
+
+  struct recv_base : detail::waiter_node {
+    explicit recv_base(channel& c) : ch(c) {}
+    recv_base(const recv_base&) = delete;
+    channel& ch;
+    std::optional<T> slot;  // rendezvous hand-off
+
+    // Tries to complete without suspending; true when done.
+    template <class Sink>
+    bool try_complete(guard& g, Sink&& sink) {
+      if (ch.has_unclaimed_locked()) {
+        sink(g);
+        return true;
+      }
+      return ch.closed_;
+    }
+    void enqueue(std::coroutine_handle<> h) {
+      handle = h;
+      owner = current_worker("ringflow::channel: recv awaited outside a runtime");
+      state = detail::wait_state::waiting;
+      ch.receivers_.push_back(this);
+    }
+    // Resumed by a notification: the claimed value is ours.
+    template <class Sink>
+    void on_resume(Sink&& sink) {
+      detail::wait_state s = std::exchange(state, detail::wait_state::idle);
+      if (s == detail::wait_state::idle || s == detail::wait_state::handed) return;
+      guard g(ch);
+      if (s == detail::wait_state::notified) {
+        --ch.claimed_;
+        sink(g);
+      } else if (ch.has_unclaimed_locked()) {  // closed: drain what is left
+        sink(g);
+      }
+    }
+    ~recv_base() {
+      if (state == detail::wait_state::idle) return;
+      guard g(ch);
+      detail::wait_state s = ch.withdraw_locked(this, ch.receivers_);
+      if (s == detail::wait_state::notified) {
+        --ch.claimed_;
+        ch.notify_receiver_locked(g);  // the claim passes to the next receiver
+      } else if (s == detail::wait_state::handed && slot) {
+        ch.put_back_locked(g, std::move(*slot));
+        slot.reset();
+      }
+    }
+  };
+
+ public:
+  class [[nodiscard]] recv_awaiter : recv_base {
+   public:
+    bool await_ready() {
+      guard g(this->ch);
+      return this->try_complete(g, sink());
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
+      guard g(this->ch);
+      if (this->try_complete(g, sink())) return false;
+      this->enqueue(h);
+      return true;
+    }
+    std::optional<T> await_resume() {
+      this->on_resume(sink());
+      return std::move(this->slot);
+    }
+
+   private:
+    friend class channel;
+    explicit recv_awaiter(channel& c) : recv_base(c) {}
+    auto sink() {
+      return [this](guard& g) { this->slot.emplace(this->ch.take_locked(g)); };
+    }
+  };
+
+  class [[nodiscard]] recv_many_awaiter : recv_base {
+   public:
+    bool await_ready() {
+      guard g(this->ch);
+      return this->try_complete(g, sink());
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
+      guard g(this->ch);
+      if (this->try_complete(g, sink())) return false;
+      this->enqueue(h);
+      return true;
+    }
+    std::vector<T> await_resume() {
+      if (this->slot) {  // rendezvous hand-off
+        out_.push_back(std::move(*this->slot));
+        this->slot.reset();
+      }
+      this->on_resume([this](guard& g) { drain(g); });
+      return std::move(out_);
+    }
+
+   private:
+    friend class channel;
+    recv_many_awaiter(channel& c, std::size_t max) : recv_base(c), max_(max) {}
+    void drain(guard& g) {
+      while (out_.size() < max_ && this->ch.has_unclaimed_locked()) out_.push_back(this->ch.take_locked(g));
+    }
+    auto sink() {
+      return [this](guard& g) {
+        out_.reserve(std::min<std::size_t>(max_, 64));
+        drain(g);
+      };
+    }
+    std::size_t max_;
+    std::vector<T> out_;
+  };
+
+  // ---- senders ------------------------------------------------------------------
+
+  class [[nodiscard]] send_awaiter : detail::waiter_node {
+   public:
+    bool await_ready() {
+      std::optional<T> discarded;
+      {
+        guard g(ch_);
+        result_ = ch_.offer_locked(g, value_, discarded);
+      }
+      ch_.report_drop(discarded);
+      return result_ != send_status::full;
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
+      guard g(ch_);
+      std::optional<T> none;
+      result_ = ch_.offer_locked(g, value_, none);  // block policy: nothing is discarded
+      if (result_ != send_status::full) return false;
+      handle = h;
+      owner = current_worker("ringflow::channel: send awaited outside a runtime");
+      state = detail::wait_state::waiting;
+      ch_.senders_.push_back(this);
+      ++ch_.stats_.blocked_sends;
+      return true;
+    }
+    send_status await_resume() {
+      switch (std::exchange(state, detail::wait_state::idle)) {
+        case detail::wait_state::notified: {
+          guard g(ch_);
+          --ch_.reserved_;
+          if (ch_.closed_) return result_ = send_status::closed;
+          ch_.push_locked(g, std::move(value_));
+          return result_ = send_status::sent;
+        }
+        case detail::wait_state::closed:
+          return result_ = send_status::closed;
+        case detail::wait_state::handed:
+          return result_ = send_status::sent;
+        default:
+          return result_;
+      }
+    }
+    ~send_awaiter() {
+      if (state == detail::wait_state::idle) return;
+      guard g(ch_);
+      if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) {
+        --ch_.reserved_;
+        ch_.release_space_locked(g);  // the slot passes to the next sender
+      }
+    }
+
+   private:
+    friend class channel;
+    send_awaiter(channel& c, T&& v) : ch_(c), value_(std::move(v)) {}
+    send_awaiter(const send_awaiter&) = delete;
+    channel& ch_;
+    T value_;
+    send_status result_ = send_status::full;
+  };
+
+  // A reserved slot; send() fills it without suspending. Dropping an unused
+  // permit frees the slot for the next sender.
+  class permit {
+   public:
+    permit(permit&& o) noexcept : ch_(std::exchange(o.ch_, nullptr)) {}
+    permit& operator=(permit&& o) noexcept {
+      if (this != &o) {
+        release();
+        ch_ = std::exchange(o.ch_, nullptr);
+      }
+      return *this;
+    }
+    ~permit() { release(); }
+
+    // sent; or, if the channel was closed after the slot was reserved, the
+    // value is dropped (counted, handed to on_drop) and closed is returned.
+    send_status send(T value) {
+      if (!ch_) throw std::logic_error("ringflow::channel::permit: already used");
+      channel* c = std::exchange(ch_, nullptr);
+      std::optional<T> discarded;
+      send_status s = send_status::sent;
+      {
+        guard g(*c);
+        --c->reserved_;
+        if (c->closed_) {
+          ++c->stats_.dropped;
+          discarded.emplace(std::move(value));
+          s = send_status::closed;
+        } else {
+          c->push_locked(g, std::move(value));
+        }
+      }
+      c->report_drop(discarded);
+      return s;
+    }
+
+   private:
+    friend class channel;
+    explicit permit(channel* c) noexcept : ch_(c) {}
+    void release() {
+      if (!ch_) return;
+      channel* c = std::exchange(ch_, nullptr);
+      guard g(*c);
+      --c->reserved_;
+      c->release_space_locked(g);
+    }
+    channel* ch_;
+  };
+
+  class [[nodiscard]] reserve_awaiter : detail::waiter_node {
+   public:
+    bool await_ready() {
+      guard g(ch_);
+      return try_reserve();
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
+      guard g(ch_);
+      if (try_reserve()) return false;
+      handle = h;
+      owner = current_worker("ringflow::channel: reserve awaited outside a runtime");
+      state = detail::wait_state::waiting;
+      ch_.senders_.push_back(this);
+      ++ch_.stats_.blocked_sends;
+      return true;
+    }
+    std::optional<permit> await_resume() {
+      switch (std::exchange(state, detail::wait_state::idle)) {
+        case detail::wait_state::notified:
+          got_ = true;  // the slot was reserved for us by the waker
+          break;
+        case detail::wait_state::closed:
+          return std::nullopt;
+        default:
+          break;
+      }
+      if (!got_) return std::nullopt;
+      got_ = false;
+      return permit(&ch_);
+    }
+    ~reserve_awaiter() {
+      if (got_) {  // reserved but never resumed to take it
+        guard g(ch_);
+        --ch_.reserved_;
+        ch_.release_space_locked(g);
+        return;
+      }
+      if (state == detail::wait_state::idle) return;
+      guard g(ch_);
+      if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) {
+        --ch_.reserved_;
+        ch_.release_space_locked(g);
+      }
+    }
+
+   private:
+    friend class channel;
+    explicit reserve_awaiter(channel& c) : ch_(c) {}
+    reserve_awaiter(const reserve_awaiter&) = delete;
+    bool try_reserve() {
+      if (ch_.closed_) return true;
+      if (ch_.senders_.empty() && ch_.buf_.size() + ch_.reserved_ < ch_.buf_.capacity()) {
+        ++ch_.reserved_;
+        got_ = true;
+        return true;
+      }
+      return false;
+    }
+    channel& ch_;
+    bool got_ = false;
+  };
+
+ private:
+  detail::slot_ring<T> buf_;
+  overflow policy_;
+  drop_handler on_drop_;
+  bool closed_ = false;
+  std::size_t reserved_ = 0;  // free slots promised to woken senders and permits
+  std::size_t claimed_ = 0;   // buffered values promised to woken receivers
+  detail::waiter_list senders_;
+  detail::waiter_list receivers_;
+  std::deque<T> returned_;  // rendezvous only: values of cancelled receivers
+  channel_stats stats_;
+  mutable detail::affinity affinity_;
+  mutable detail::spinlock lock_;
+};
+
+}  // namespace ringflow

@@ -1,0 +1,57 @@
+// slot_ring<T>: a fixed-capacity FIFO of T in one allocation made up front,
+// so pushing and popping never allocate. T needs no default constructor.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <utility>
+
+namespace ringflow::detail {
+
+template <class T>
+class slot_ring {
+ public:
+  explicit slot_ring(std::size_t capacity)
+      : cap_(capacity), data_(capacity ? std::allocator<T>{}.allocate(capacity) : nullptr) {}
+  slot_ring(const slot_ring&) = delete;
+  slot_ring& operator=(const slot_ring&) = delete;
+  ~slot_ring() {
+    while (size_) pop_front();
+    if (data_) std::allocator<T>{}.deallocate(data_, cap_);
+  }
+
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return cap_; }
+  bool empty() const noexcept { return size_ == 0; }
+  bool full() const noexcept { return size_ == cap_; }
+
+  // Preconditions: !full() for push_back, !empty() for the rest.
+  void push_back(T&& v) {
+    std::size_t i = head_ + size_;
+    if (i >= cap_) i -= cap_;
+    std::construct_at(data_ + i, std::move(v));
+    ++size_;
+  }
+  T pop_front() {
+    T* p = data_ + head_;
+    T v = std::move(*p);
+    std::destroy_at(p);
+    if (++head_ == cap_) head_ = 0;
+    --size_;
+    return v;
+  }
+  T& back() noexcept {
+    std::size_t i = head_ + size_ - 1;
+    if (i >= cap_) i -= cap_;
+    return data_[i];
+  }
+
+ private:
+  std::size_t cap_;
+  T* data_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
+}  // namespace ringflow::detail

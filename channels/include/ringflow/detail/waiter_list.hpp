@@ -1,0 +1,54 @@
+// An intrusive FIFO of suspended senders or receivers. Nodes live in the
+// awaiters (in the waiting coroutine's frame): queueing never allocates.
+#pragma once
+
+#include <coroutine>
+
+#include <ringflow/detail/worker.hpp>
+
+namespace ringflow::detail {
+
+enum class wait_state : unsigned char {
+  idle,      // never suspended, or finished
+  waiting,   // in the list
+  notified,  // taken off the list with a claim (a slot or a value), resume queued
+  closed,    // taken off the list by close(), resume queued
+  handed,    // rendezvous: the value moved between the two sides, resume queued
+};
+
+struct waiter_node {
+  waiter_node* prev = nullptr;
+  waiter_node* next = nullptr;
+  std::coroutine_handle<> handle;
+  worker* owner = nullptr;
+  wait_state state = wait_state::idle;
+};
+
+class waiter_list {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  waiter_node* front() const noexcept { return head_; }
+
+  void push_back(waiter_node* n) noexcept {
+    n->next = nullptr;
+    n->prev = tail_;
+    (tail_ ? tail_->next : head_) = n;
+    tail_ = n;
+  }
+  waiter_node* pop_front() noexcept {
+    waiter_node* n = head_;
+    remove(n);
+    return n;
+  }
+  void remove(waiter_node* n) noexcept {
+    (n->prev ? n->prev->next : head_) = n->next;
+    (n->next ? n->next->prev : tail_) = n->prev;
+    n->prev = n->next = nullptr;
+  }
+
+ private:
+  waiter_node* head_ = nullptr;
+  waiter_node* tail_ = nullptr;
+};
+
+}  // namespace ringflow::detail
