@@ -15,19 +15,19 @@ struct start_gate {
 };
 }  // namespace
 
-runtime_core::runtime_core(unsigned threads, unsigned ring_entries) {
+runtime_core::runtime_core(unsigned threads, unsigned ring_entries, std::int64_t idle_spin_ns) {
   workers_.resize(threads);
   barrier_ = std::make_unique<std::barrier<>>(threads);
   // Shared: a thread may still be leaving gate.cv.wait() when we return.
   auto gate_ptr = std::make_shared<start_gate>();
   start_gate& gate = *gate_ptr;
   for (unsigned i = 0; i < threads; ++i) {
-    threads_.emplace_back([this, i, ring_entries, gate_ptr] {
+    threads_.emplace_back([this, i, ring_entries, idle_spin_ns, gate_ptr] {
       start_gate& gate = *gate_ptr;
       // The ring is created here: with SINGLE_ISSUER only this thread may use it.
       bool ok = true;
       try {
-        workers_[i] = std::make_unique<worker>(*this, i, ring_entries);
+        workers_[i] = std::make_unique<worker>(*this, i, ring_entries, idle_spin_ns);
       } catch (...) {
         ok = false;
         std::lock_guard g(gate.m);

@@ -6,6 +6,7 @@
 #include <ringflow/runtime.hpp>
 #include <ringflow/sleep.hpp>
 #include <ringflow/task.hpp>
+#include <ringflow/tcp.hpp>
 #include <ringflow/timeout.hpp>
 #include <ringflow/yield.hpp>
 #include <ringflow/channel.hpp>

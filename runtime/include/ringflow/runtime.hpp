@@ -13,6 +13,7 @@
 // cancelled) and closes the rings; no thread outlives it.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 
@@ -25,6 +26,10 @@ namespace ringflow {
 struct runtime_options {
   unsigned threads = 1;         // worker threads; 0 -> std::invalid_argument
   unsigned ring_entries = 256;  // SQ entries per ring: 1..32768, else std::invalid_argument
+  // How long an idle worker of a multi-worker runtime watches its inbox
+  // before sleeping in the kernel: about what waking a sleeping core costs
+  // here (~20 us), so cross-worker hand-offs stay cheap. 0: sleep at once.
+  std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
 };
 
 class runtime {
@@ -45,6 +50,10 @@ class runtime {
   // Starts t on a worker (round-robin); usable from any thread.
   template <class T>
   join_handle<T> spawn(task<T> t);
+
+  // Starts t on worker `index` (0-based); std::out_of_range when there is no such worker.
+  template <class T>
+  join_handle<T> spawn_on(unsigned index, task<T> t);
 
   unsigned threads() const noexcept { return static_cast<unsigned>(core_->size()); }
   detail::runtime_core& core() noexcept { return *core_; }
@@ -81,6 +90,12 @@ join_handle<T> spawn_local(task<T> t) {
 template <class T>
 join_handle<T> runtime::spawn(task<T> t) {
   return detail::spawn_on(core_->next_worker(), std::move(t));
+}
+
+template <class T>
+join_handle<T> runtime::spawn_on(unsigned index, task<T> t) {
+  if (index >= core_->size()) throw std::out_of_range("ringflow::runtime::spawn_on: no such worker");
+  return detail::spawn_on(core_->at(index), std::move(t));
 }
 
 template <class T>

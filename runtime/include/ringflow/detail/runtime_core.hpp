@@ -13,7 +13,7 @@ namespace ringflow::detail {
 
 class runtime_core {
  public:
-  runtime_core(unsigned threads, unsigned ring_entries);
+  runtime_core(unsigned threads, unsigned ring_entries, std::int64_t idle_spin_ns);
   ~runtime_core();  // stops the workers and frees every frame
 
   std::size_t size() const noexcept { return workers_.size(); }

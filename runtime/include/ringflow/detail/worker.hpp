@@ -38,7 +38,7 @@ struct root_link {
 
 class worker {
  public:
-  worker(runtime_core& rt, unsigned index, unsigned ring_entries);
+  worker(runtime_core& rt, unsigned index, unsigned ring_entries, std::int64_t idle_spin_ns);
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
   ~worker();
@@ -120,6 +120,7 @@ class worker {
   bool has_msg_ring_ = false;
   int eventfd_ = -1;
   std::uint64_t eventfd_buf_ = 0;
+  std::int64_t idle_spin_ns_;
   std::uint32_t in_flight_ = 0;  // operations whose CQE we still expect (not the eventfd read)
 
   ready_queue ready_;
