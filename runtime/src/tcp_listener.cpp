@@ -175,7 +175,7 @@ class accept_wait {
   // Destroyed while suspended (cancelled): withdraw, or take back the
   // connection that was being handed to us and pass it on.
   ~accept_wait() {
-    int back = std::exchange(fd_, -1);
+    int back = -1;
     if (h_) {
       st_->lock.lock();
       if (waiting_) {
@@ -189,11 +189,11 @@ class accept_wait {
       } else if (w_ == tls_worker) {
         // Handed (fd_ or err_ set) and queued for resumption: cancel that.
         w_->unschedule(h_);
-        back = std::exchange(fd_, -1);
-      } else {
-        back = std::exchange(fd_, -1);
       }
+      back = std::exchange(fd_, -1);  // read under the lock: hand_to wrote it under it
       st_->lock.unlock();
+    } else {
+      back = std::exchange(fd_, -1);  // never suspended: nothing else touches fd_
     }
     if (back >= 0) st_->offer(back, true);
   }

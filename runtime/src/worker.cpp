@@ -197,6 +197,8 @@ void worker::cancel_and_wait(completion& c) {
         bool final = !(backlog_[i].flags & IORING_CQE_F_MORE);
         backlog_[i].user_data = tag_ignore;
         if (final) {
+          c.res = backlog_[i].res;  // an op that finished anyway: its owner may need the result
+          c.flags = backlog_[i].flags;
           c.in_flight = false;
           --in_flight_;
           return true;

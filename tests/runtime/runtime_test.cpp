@@ -85,6 +85,15 @@ TEST_CASE("runtime: io_uring unavailable throws system_error in plain words") {
   REQUIRE(WEXITSTATUS(status) == 0);
 }
 
+TEST_CASE("runtime: runtimes are created and destroyed back to back") {
+  // Regression: the start-up gate lived on the constructor's stack while a
+  // worker could still be leaving its wait (use-after-free, ASan/TSan).
+  for (int i = 0; i < 100; ++i) {
+    ringflow::runtime rt({.threads = 2});
+    REQUIRE(rt.block_on(add_one(i)) == i + 1);
+  }
+}
+
 TEST_CASE("runtime: 10,000 spawned tasks are all joined") {
   ringflow::runtime rt({.threads = 2});
   long total = rt.block_on([]() -> task<long> {

@@ -28,7 +28,6 @@
 // names from /etc/hosts ("localhost") resolve without the network.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -1,0 +1,19 @@
+// The install check's consumer: built only from what `meson install` put in
+// place (headers, libringflow.a, ringflow.pc). Exits 0 iff the task returned 42.
+#include <chrono>
+#include <cstdio>
+#include <ringflow/ringflow.hpp>
+
+namespace {
+ringflow::task<int> answer() {
+  co_await ringflow::sleep_for(std::chrono::milliseconds(1));
+  co_return 42;
+}
+}  // namespace
+
+int main() {
+  ringflow::runtime rt({.threads = 1});
+  int v = rt.block_on(answer());
+  std::printf("consumer: block_on returned %d\n", v);
+  return v == 42 ? 0 : 1;
+}
