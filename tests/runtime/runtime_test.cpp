@@ -239,6 +239,25 @@ TEST_CASE("runtime: a task woken from another thread resumes without any timer")
   REQUIRE(elapsed_ms(t0) < 5000);
 }
 
+TEST_CASE("runtime: the eventfd fallback wakes workers when MSG_RING is not used") {
+  // RINGFLOW_NO_MSG_RING makes the probe report no IORING_OP_MSG_RING, as on
+  // an older kernel; idle_spin 0 makes every hand-off need a real wake-up.
+  ::setenv("RINGFLOW_NO_MSG_RING", "1", 1);
+  ringflow::runtime rt({.threads = 2, .idle_spin = std::chrono::nanoseconds(0)});
+  ::unsetenv("RINGFLOW_NO_MSG_RING");
+  for (int round = 0; round < 200; ++round) {
+    int v = rt.block_on([]() -> task<int> {
+      auto h = ringflow::spawn([]() -> task<int> { co_return 7; }());
+      co_return co_await std::move(h);
+    }());
+    REQUIRE(v == 7);
+  }
+}
+
+TEST_CASE("runtime: a negative idle_spin is refused") {
+  REQUIRE_THROWS_AS(ringflow::runtime({.threads = 2, .idle_spin = std::chrono::nanoseconds(-1)}), std::invalid_argument);
+}
+
 TEST_CASE("runtime: block_on from inside the same runtime is refused") {
   ringflow::runtime rt;
   REQUIRE_THROWS_AS(rt.block_on([&]() -> task<void> {
