@@ -174,11 +174,6 @@ class channel {
     return capacity;
   }
 
-  static detail::worker* current_worker(const char* what) {
-    if (!detail::tls_worker) throw std::logic_error(what);
-    return detail::tls_worker;
-  }
-
   void report_drop(std::optional<T>& discarded) {
     if (discarded && on_drop_) on_drop_(std::move(*discarded));
   }
@@ -290,6 +285,14 @@ class channel {
     returned_.push_back(std::move(v));
   }
 
+  void enqueue_locked(detail::waiter_node* n, detail::waiter_list& list, std::coroutine_handle<> h) {
+    if (!detail::tls_worker) throw std::logic_error("ringflow::channel: awaited outside a runtime");
+    n->handle = h;
+    n->owner = detail::tls_worker;
+    n->state = detail::wait_state::waiting;
+    list.push_back(n);
+  }
+
   // Withdraws a node whose frame is being destroyed. Returns its last state.
   detail::wait_state withdraw_locked(detail::waiter_node* n, detail::waiter_list& list) {
     detail::wait_state s = n->state;
@@ -319,11 +322,17 @@ class channel {
       }
       return ch.closed_;
     }
-    void enqueue(std::coroutine_handle<> h) {
-      handle = h;
-      owner = current_worker("ringflow::channel: recv awaited outside a runtime");
-      state = detail::wait_state::waiting;
-      ch.receivers_.push_back(this);
+    template <class Sink>
+    bool ready_with(Sink&& sink) {
+      guard g(ch);
+      return try_complete(g, sink);
+    }
+    template <class Sink>
+    bool suspend_with(std::coroutine_handle<> h, Sink&& sink) {
+      guard g(ch);
+      if (try_complete(g, sink)) return false;
+      ch.enqueue_locked(this, ch.receivers_, h);
+      return true;
     }
     // Resumed by a notification: the claimed value is ours.
     template <class Sink>
@@ -355,16 +364,8 @@ class channel {
  public:
   class [[nodiscard]] recv_awaiter : recv_base {
    public:
-    bool await_ready() {
-      guard g(this->ch);
-      return this->try_complete(g, sink());
-    }
-    bool await_suspend(std::coroutine_handle<> h) {
-      guard g(this->ch);
-      if (this->try_complete(g, sink())) return false;
-      this->enqueue(h);
-      return true;
-    }
+    bool await_ready() { return this->ready_with(sink()); }
+    bool await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
     std::optional<T> await_resume() {
       this->on_resume(sink());
       // Field by field: copying the optional whole reads 16 bytes just written
@@ -383,16 +384,8 @@ class channel {
 
   class [[nodiscard]] recv_many_awaiter : recv_base {
    public:
-    bool await_ready() {
-      guard g(this->ch);
-      return this->try_complete(g, sink());
-    }
-    bool await_suspend(std::coroutine_handle<> h) {
-      guard g(this->ch);
-      if (this->try_complete(g, sink())) return false;
-      this->enqueue(h);
-      return true;
-    }
+    bool await_ready() { return this->ready_with(sink()); }
+    bool await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
     std::vector<T> await_resume() {
       if (this->slot) {  // rendezvous hand-off
         out_.push_back(std::move(*this->slot));
@@ -436,10 +429,7 @@ class channel {
       std::optional<T> none;
       result_ = ch_.offer_locked(g, value_, none);  // block policy: nothing is discarded
       if (result_ != send_status::full) return false;
-      handle = h;
-      owner = current_worker("ringflow::channel: send awaited outside a runtime");
-      state = detail::wait_state::waiting;
-      ch_.senders_.push_back(this);
+      ch_.enqueue_locked(this, ch_.senders_, h);
       ++ch_.stats_.blocked_sends;
       return true;
     }
@@ -536,10 +526,7 @@ class channel {
     bool await_suspend(std::coroutine_handle<> h) {
       guard g(ch_);
       if (try_reserve()) return false;
-      handle = h;
-      owner = current_worker("ringflow::channel: reserve awaited outside a runtime");
-      state = detail::wait_state::waiting;
-      ch_.senders_.push_back(this);
+      ch_.enqueue_locked(this, ch_.senders_, h);
       ++ch_.stats_.blocked_sends;
       return true;
     }
