@@ -11,3 +11,4 @@
 #include <ringflow/yield.hpp>
 #include <ringflow/channel.hpp>
 #include <ringflow/overflow.hpp>
+#include <ringflow/publisher.hpp>

@@ -1,0 +1,340 @@
+// Reactive streams: a cold publisher, the producer's emitter, and a
+// subscription whose awaitable request(n) is the subscriber's demand.
+//
+//   auto numbers = ringflow::publisher<int>::create([](ringflow::emitter<int>& out) -> ringflow::task<> {
+//     for (int i = 0;; ++i)
+//       if (!co_await out.emit(i)) co_return;   // suspends while demand is 0
+//   });
+//   auto sub = numbers.subscribe();               // cold: each subscription runs the producer anew
+//   std::vector<int> batch = co_await sub.request(16);   // 1..16 values; empty once completed
+//   sub.cancel();                                 // ends the producer, frees its frame
+//
+// The producer runs on the worker of the first request(), as a task owned by
+// the subscription. It is suspended, not run ahead, once the demand is used:
+// delivered values never exceed the total requested. request() never calls
+// the producer re-entrantly (the producer is resumed through the worker's
+// ready queue), so a subscriber requesting 1 value at a time uses constant
+// stack however long the stream (Reactive Streams rule 3.3).
+//
+// Demand is additive and saturates at 2^63-1 (unbounded). After completion,
+// an error or cancellation no value is delivered. The subscription keeps
+// alive everything the producer needs: the publisher may be destroyed first.
+//
+// Not yet here (issue #4 continues): the callback-style subscriber/processor
+// interfaces, operators and hot sources.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include <ringflow/detail/affinity.hpp>
+#include <ringflow/detail/worker.hpp>
+#include <ringflow/runtime.hpp>
+#include <ringflow/task.hpp>
+
+namespace ringflow {
+
+template <class T>
+class emitter;
+template <class T>
+class subscription;
+template <class T>
+class publisher;
+
+namespace detail {
+
+inline constexpr std::uint64_t max_demand = (std::uint64_t{1} << 63) - 1;
+
+enum class lite_state : unsigned char { idle, waiting, woken };
+
+// One suspended party (the producer in emit, or the subscriber in request).
+struct waiter_node_lite {
+  std::coroutine_handle<> handle;
+  worker* owner = nullptr;
+  lite_state state = lite_state::idle;
+
+  void suspend(std::coroutine_handle<> h) {
+    if (!tls_worker) throw std::logic_error("ringflow: a stream was awaited outside a runtime");
+    handle = h;
+    owner = tls_worker;
+    state = lite_state::waiting;
+  }
+  // From the awaiter's destructor: a frame destroyed while suspended here
+  // leaves nothing behind (a queued resume is withdrawn).
+  void withdraw(affinity& a, spinlock& l) {
+    if (state == lite_state::idle) return;
+    affinity_guard g(a, l);
+    if (state == lite_state::woken) owner->unschedule(handle);
+    state = lite_state::idle;
+  }
+};
+
+template <class T>
+struct stream_state;
+
+}  // namespace detail
+
+// The producer's side of one subscription.
+template <class T>
+class emitter {
+ public:
+  class [[nodiscard]] emit_awaiter;
+
+  // co_await out.emit(v) -> bool: true once v was delivered to the
+  // subscription's buffer; suspends while demand is 0; false (v dropped) once
+  // the subscriber cancelled.
+  // Cancel safety: destroying a producer suspended here withdraws it; v is
+  // destroyed with the frame and was never delivered.
+  emit_awaiter emit(T value) { return emit_awaiter(*s_, std::move(value)); }
+  bool cancelled() const;
+
+ private:
+  friend struct detail::stream_state<T>;
+  explicit emitter(detail::stream_state<T>* s) : s_(s) {}
+  detail::stream_state<T>* s_;
+};
+
+namespace detail {
+
+template <class T>
+struct stream_state {
+  using producer_fn = std::function<task<void>(emitter<T>&)>;
+
+  explicit stream_state(std::shared_ptr<producer_fn> f) : fn(std::move(f)), out(this) {}
+
+  std::atomic<int> refs{1};
+  mutable affinity aff;
+  mutable spinlock lock;
+  std::shared_ptr<producer_fn> fn;
+  emitter<T> out;
+  task<void> driver;  // the producer, owned here
+  worker* producer_worker = nullptr;
+  std::uint64_t demand = 0;
+  std::vector<T> buffer;  // emitted, not yet handed to the subscriber
+  bool started = false, finished = false, cancelled = false, error_taken = false;
+  std::exception_ptr error;
+  waiter_node_lite producer_wait, subscriber_wait;
+
+  struct guard : affinity_guard {
+    explicit guard(const stream_state& s) : affinity_guard(s.aff, s.lock) {}
+  };
+
+  void add_ref() { refs.fetch_add(1, std::memory_order_relaxed); }
+  void release() {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  static task<void> drive(stream_state* s) {
+    std::exception_ptr err;
+    try {
+      co_await (*s->fn)(s->out);
+    } catch (...) {
+      err = std::current_exception();
+    }
+    guard g(*s);
+    s->finished = true;
+    s->error = err;
+    s->wake_locked(g, s->subscriber_wait);
+  }
+
+  void wake_locked(affinity_guard& g, waiter_node_lite& w) {
+    if (w.state != lite_state::waiting) return;
+    w.state = lite_state::woken;
+    g.schedule(w.owner, w.handle);
+  }
+
+  // Destroys the producer's frame on its own worker; every wait it was in withdraws.
+  void end_producer() {
+    if (!driver.valid()) return;
+    if (tls_worker == producer_worker) {
+      driver = task<void>{};
+      return;
+    }
+    add_ref();  // kept until the producer's worker has destroyed the frame
+    spawn_on(*producer_worker, [](stream_state* s) -> task<void> {
+      s->driver = task<void>{};
+      s->release();
+      co_return;
+    }(this)).detach();
+  }
+
+  void cancel() {
+    {
+      guard g(*this);
+      if (cancelled) return;
+      cancelled = true;
+      buffer.clear();
+      wake_locked(g, subscriber_wait);
+    }
+    end_producer();
+  }
+};
+
+}  // namespace detail
+
+template <class T>
+class emitter<T>::emit_awaiter {
+ public:
+  bool await_ready() {
+    typename detail::stream_state<T>::guard g(s_);
+    return try_emit(g);
+  }
+  bool await_suspend(std::coroutine_handle<> h) {
+    typename detail::stream_state<T>::guard g(s_);
+    if (try_emit(g)) return false;
+    s_.producer_wait.suspend(h);
+    return true;
+  }
+  bool await_resume() {
+    if (s_.producer_wait.state == detail::lite_state::woken) {
+      s_.producer_wait.state = detail::lite_state::idle;
+      typename detail::stream_state<T>::guard g(s_);
+      try_emit(g);
+    }
+    return result_;
+  }
+  ~emit_awaiter() { s_.producer_wait.withdraw(s_.aff, s_.lock); }
+
+ private:
+  friend class emitter;
+  emit_awaiter(detail::stream_state<T>& s, T&& v) : s_(s), value_(std::move(v)) {}
+  bool try_emit(detail::affinity_guard& g) {
+    if (s_.cancelled) {
+      result_ = false;
+      return true;
+    }
+    if (s_.demand == 0) return false;
+    --s_.demand;
+    s_.buffer.push_back(std::move(value_));
+    s_.wake_locked(g, s_.subscriber_wait);
+    result_ = true;
+    return true;
+  }
+  detail::stream_state<T>& s_;
+  T value_;
+  bool result_ = false;
+};
+
+template <class T>
+bool emitter<T>::cancelled() const {
+  typename detail::stream_state<T>::guard g(*s_);
+  return s_->cancelled;
+}
+
+template <class T>
+class subscription {
+ public:
+  class [[nodiscard]] request_awaiter;
+
+  subscription(subscription&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  subscription& operator=(subscription&& o) noexcept {
+    if (this != &o) {
+      reset();
+      s_ = std::exchange(o.s_, nullptr);
+    }
+    return *this;
+  }
+  ~subscription() { reset(); }
+
+  // Adds n to the demand (saturating at 2^63-1), then co_await -> std::vector<T>:
+  // 1 or more values, or empty once the stream completed (or was cancelled);
+  // a producer's error is rethrown once, after the values before it.
+  // n == 0: cancels and throws std::invalid_argument (rule 3.9).
+  // Cancel safety: a request cancelled while suspended loses nothing: values
+  // that arrive stay buffered for the next request; the demand stays added.
+  request_awaiter request(std::uint64_t n) {
+    if (!s_) throw std::logic_error("ringflow::subscription: used after move");
+    if (n == 0) {
+      cancel();
+      throw std::invalid_argument("ringflow::subscription::request: n must be at least 1 (rule 3.9)");
+    }
+    return request_awaiter(*s_, n);
+  }
+
+  // Idempotent: the producer's next emit returns false; its frame is destroyed
+  // (at once when called on the producer's worker, else posted there).
+  void cancel() {
+    if (s_) s_->cancel();
+  }
+
+ private:
+  friend class publisher<T>;
+  explicit subscription(detail::stream_state<T>* s) : s_(s) {}
+  void reset() {
+    if (!s_) return;
+    s_->cancel();
+    std::exchange(s_, nullptr)->release();
+  }
+  detail::stream_state<T>* s_;
+};
+
+template <class T>
+class subscription<T>::request_awaiter {
+ public:
+  bool await_ready() {
+    typename detail::stream_state<T>::guard g(s_);
+    if (s_.cancelled) return true;
+    s_.demand = s_.demand > detail::max_demand - n_ ? detail::max_demand : s_.demand + n_;
+    if (!s_.started) {
+      if (!detail::tls_worker) throw std::logic_error("ringflow::subscription::request awaited outside a runtime");
+      s_.started = true;
+      s_.producer_worker = detail::tls_worker;
+      auto h = detail::stream_state<T>::drive(&s_).release();
+      s_.driver = task<void>{h};
+      detail::tls_worker->schedule_local(h);
+    }
+    s_.wake_locked(g, s_.producer_wait);
+    return has_result();
+  }
+  bool await_suspend(std::coroutine_handle<> h) {
+    typename detail::stream_state<T>::guard g(s_);
+    if (has_result()) return false;
+    s_.subscriber_wait.suspend(h);
+    return true;
+  }
+  std::vector<T> await_resume() {
+    if (s_.subscriber_wait.state == detail::lite_state::woken) s_.subscriber_wait.state = detail::lite_state::idle;
+    typename detail::stream_state<T>::guard g(s_);
+    std::vector<T> out;
+    out.swap(s_.buffer);
+    if (out.empty() && s_.error && !s_.error_taken && !s_.cancelled) {
+      s_.error_taken = true;
+      std::rethrow_exception(s_.error);
+    }
+    return out;
+  }
+  ~request_awaiter() { s_.subscriber_wait.withdraw(s_.aff, s_.lock); }
+
+ private:
+  friend class subscription;
+  request_awaiter(detail::stream_state<T>& s, std::uint64_t n) : s_(s), n_(n) {}
+  bool has_result() const { return s_.cancelled || !s_.buffer.empty() || s_.finished; }
+  detail::stream_state<T>& s_;
+  std::uint64_t n_;
+};
+
+template <class T>
+class publisher {
+ public:
+  // F: (emitter<T>&) -> task<void>. Cold: every subscribe() runs it anew.
+  template <class F>
+  static publisher create(F producer) {
+    publisher p;
+    p.fn_ = std::make_shared<typename detail::stream_state<T>::producer_fn>(std::move(producer));
+    return p;
+  }
+  subscription<T> subscribe() const { return subscription<T>(new detail::stream_state<T>(fn_)); }
+
+ private:
+  publisher() = default;
+  std::shared_ptr<typename detail::stream_state<T>::producer_fn> fn_;
+};
+
+}  // namespace ringflow
