@@ -227,3 +227,27 @@ TEST_CASE("streams: cancellation from another worker ends a producer") {
   }(&rt));
   REQUIRE(lifetime_probe::alive == 0);
 }
+
+TEST_CASE("streams: publisher::from drains a channel by demand, and pump feeds one") {
+  run([]() -> task<void> {
+    ringflow::channel<int> source(16);
+    for (int i = 0; i < 10; ++i) source.try_send(i);
+    source.close();
+    auto sub = publisher<int>::from(source).subscribe();
+    auto first = co_await sub.request(3);
+    REQUIRE(first == std::vector<int>{0, 1, 2});
+    co_await ringflow::yield();
+    REQUIRE(source.size() == 7);  // nothing taken beyond the demand
+
+    ringflow::channel<int> sink(2);
+    auto p = ringflow::spawn(ringflow::pump(sub, sink, 4));
+    std::vector<int> got;
+    for (;;) {
+      auto v = co_await sink.recv();
+      if (!v) break;
+      got.push_back(*v);
+    }
+    co_await std::move(p);
+    REQUIRE(got == std::vector<int>{3, 4, 5, 6, 7, 8, 9});
+  });
+}

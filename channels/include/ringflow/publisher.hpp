@@ -36,6 +36,7 @@
 
 #include <ringflow/detail/affinity.hpp>
 #include <ringflow/detail/worker.hpp>
+#include <ringflow/overflow.hpp>
 #include <ringflow/runtime.hpp>
 #include <ringflow/task.hpp>
 
@@ -93,6 +94,13 @@ class emitter {
   // Cancel safety: destroying a producer suspended here withdraws it; v is
   // destroyed with the frame and was never delivered.
   emit_awaiter emit(T value) { return emit_awaiter(*s_, std::move(value)); }
+
+  class [[nodiscard]] demand_awaiter;
+  // co_await out.demanded() -> bool: suspends until the subscriber has demand
+  // (true) or cancelled (false); for sources that should take a value only
+  // when it can be delivered at once (publisher::from drains a channel so).
+  demand_awaiter demanded() { return demand_awaiter(*s_); }
+
   bool cancelled() const;
 
  private:
@@ -223,6 +231,32 @@ class emitter<T>::emit_awaiter {
 };
 
 template <class T>
+class emitter<T>::demand_awaiter {
+ public:
+  bool await_ready() {
+    typename detail::stream_state<T>::guard g(s_);
+    return s_.cancelled || s_.demand > 0;
+  }
+  bool await_suspend(std::coroutine_handle<> h) {
+    typename detail::stream_state<T>::guard g(s_);
+    if (s_.cancelled || s_.demand > 0) return false;
+    s_.producer_wait.suspend(h);
+    return true;
+  }
+  bool await_resume() {
+    if (s_.producer_wait.state == detail::lite_state::woken) s_.producer_wait.state = detail::lite_state::idle;
+    typename detail::stream_state<T>::guard g(s_);
+    return !s_.cancelled;
+  }
+  ~demand_awaiter() { s_.producer_wait.withdraw(s_.aff, s_.lock); }
+
+ private:
+  friend class emitter;
+  explicit demand_awaiter(detail::stream_state<T>& s) : s_(s) {}
+  detail::stream_state<T>& s_;
+};
+
+template <class T>
 bool emitter<T>::cancelled() const {
   typename detail::stream_state<T>::guard g(*s_);
   return s_->cancelled;
@@ -332,9 +366,49 @@ class publisher {
   }
   subscription<T> subscribe() const { return subscription<T>(new detail::stream_state<T>(fn_)); }
 
+  // A hot source drained by demand: each subscription takes a value from ch
+  // only while its subscriber has demand, and completes when ch is closed and
+  // drained. The channel must outlive the subscriptions. Known gap: a value
+  // taken from ch at the moment a cancel arrives from another worker is lost
+  // (on one worker this cannot happen: the cancel runs between two steps).
+  template <class Channel>
+  static publisher from(Channel& ch) {
+    return create([c = &ch](emitter<T>& out) -> task<void> {
+      for (;;) {
+        bool wanted = co_await out.demanded();
+        if (!wanted) co_return;
+        auto v = co_await c->recv();
+        if (!v) co_return;
+        T value = std::move(*v);
+        bool delivered = co_await out.emit(std::move(value));
+        if (!delivered) co_return;
+      }
+    });
+  }
+
  private:
   publisher() = default;
   std::shared_ptr<typename detail::stream_state<T>::producer_fn> fn_;
 };
+
+// Moves a subscription's values into a channel, requesting `batch` at a time,
+// so a demand-driven stream can feed channel consumers; the channel's
+// backpressure becomes the stream's demand. Closes the channel when the
+// stream completes; cancels the subscription if the channel is closed.
+template <class T, class Channel>
+task<void> pump(subscription<T>& sub, Channel& ch, std::uint64_t batch = 64) {
+  for (;;) {
+    std::vector<T> values = co_await sub.request(batch);
+    if (values.empty()) break;
+    for (T& v : values) {
+      auto status = co_await ch.send(std::move(v));
+      if (status == send_status::closed) {
+        sub.cancel();
+        co_return;
+      }
+    }
+  }
+  ch.close();
+}
 
 }  // namespace ringflow
