@@ -102,6 +102,8 @@ class emitter {
   demand_awaiter demanded() { return demand_awaiter(*s_); }
 
   bool cancelled() const;
+  // The subscriber's outstanding demand (values it may still receive).
+  std::uint64_t demand() const;
 
  private:
   friend struct detail::stream_state<T>;
@@ -257,6 +259,12 @@ class emitter<T>::demand_awaiter {
 };
 
 template <class T>
+std::uint64_t emitter<T>::demand() const {
+  typename detail::stream_state<T>::guard g(*s_);
+  return s_->demand;
+}
+
+template <class T>
 bool emitter<T>::cancelled() const {
   typename detail::stream_state<T>::guard g(*s_);
   return s_->cancelled;
@@ -292,6 +300,14 @@ class subscription {
     return request_awaiter(*s_, n);
   }
 
+  // Waits for values already requested, adding no demand (for operators that
+  // replenish demand on their own schedule). Returns empty once completed,
+  // or at once when no demand is outstanding.
+  request_awaiter next() {
+    if (!s_) throw std::logic_error("ringflow::subscription: used after move");
+    return request_awaiter(*s_, 0);
+  }
+
   // Idempotent: the producer's next emit returns false; its frame is destroyed
   // (at once when called on the producer's worker, else posted there).
   void cancel() {
@@ -316,6 +332,7 @@ class subscription<T>::request_awaiter {
     typename detail::stream_state<T>::guard g(s_);
     if (s_.cancelled) return true;
     s_.demand = s_.demand > detail::max_demand - n_ ? detail::max_demand : s_.demand + n_;
+    if (n_ == 0 && s_.demand == 0 && s_.buffer.empty()) return true;  // next() with nothing outstanding
     if (!s_.started) {
       if (!detail::tls_worker) throw std::logic_error("ringflow::subscription::request awaited outside a runtime");
       s_.started = true;

@@ -12,3 +12,4 @@
 #include <ringflow/channel.hpp>
 #include <ringflow/overflow.hpp>
 #include <ringflow/publisher.hpp>
+#include <ringflow/operators.hpp>

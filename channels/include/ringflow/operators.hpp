@@ -1,0 +1,202 @@
+// Stream operators, composable with `|`:
+//
+//   auto evens = numbers | ringflow::filter([](int v) { return v % 2 == 0; })
+//                        | ringflow::map([](int v) { return v * 10; })
+//                        | ringflow::limit_rate(64)
+//                        | ringflow::take(1000);
+//
+// Each operator is a publisher that, per subscription, subscribes to its
+// upstream and passes demand up: it never requests more than its own
+// subscriber asked for (limit_rate excepted, which prefetches by design), so
+// backpressure crosses every stage.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include <ringflow/publisher.hpp>
+
+namespace ringflow {
+
+namespace detail {
+
+// Passes downstream demand upstream without asking twice for the same values:
+// only the part of the demand not already requested is requested.
+template <class T, class OnRequest>
+task<std::vector<T>> pull(subscription<T>& sub, std::uint64_t wanted, std::uint64_t& pending, const OnRequest& on_request) {
+  std::vector<T> batch;
+  if (wanted > pending) {
+    std::uint64_t n = wanted - pending;
+    pending += n;
+    on_request(n);
+    batch = co_await sub.request(n);
+  } else {
+    batch = co_await sub.next();
+  }
+  pending -= std::min<std::uint64_t>(pending, batch.size());
+  co_return batch;
+}
+
+inline void no_hook(std::uint64_t) {}
+
+// A publisher<R> whose producer runs body(upstream_subscription, out).
+template <class R, class T, class Body>
+publisher<R> lift(publisher<T> up, Body body) {
+  return publisher<R>::create([up = std::move(up), body = std::move(body)](emitter<R>& out) -> task<void> {
+    subscription<T> sub = up.subscribe();
+    co_await body(sub, out);
+  });
+}
+
+// Forwards downstream demand upstream one request at a time; step(v, out)
+// emits zero or more values and returns false to stop.
+template <class R, class T, class Step>
+publisher<R> forward(publisher<T> up, Step step) {
+  return lift<R>(std::move(up), [step = std::move(step)](subscription<T>& sub, emitter<R>& out) -> task<void> {
+    std::uint64_t pending = 0;
+    for (;;) {
+      bool wanted = co_await out.demanded();
+      if (!wanted) co_return;
+      std::vector<T> batch = co_await pull(sub, out.demand(), pending, no_hook);
+      if (batch.empty()) co_return;
+      for (T& v : batch) {
+        bool go_on = co_await step(std::move(v), out);
+        if (!go_on) co_return;
+      }
+    }
+  });
+}
+
+template <class F>
+struct map_op {
+  F f;
+  template <class T>
+  auto operator()(publisher<T> up) const {
+    using R = std::invoke_result_t<const F&, T&&>;
+    return forward<R>(std::move(up), [f = f](T v, emitter<R>& out) -> task<bool> {
+      bool ok = co_await out.emit(f(std::move(v)));
+      co_return ok;
+    });
+  }
+};
+
+template <class P>
+struct filter_op {
+  P pred;
+  template <class T>
+  publisher<T> operator()(publisher<T> up) const {
+    return forward<T>(std::move(up), [pred = pred](T v, emitter<T>& out) -> task<bool> {
+      if (!pred(v)) co_return true;
+      bool ok = co_await out.emit(std::move(v));
+      co_return ok;
+    });
+  }
+};
+
+struct take_op {
+  std::uint64_t n;
+  template <class T>
+  publisher<T> operator()(publisher<T> up) const {
+    return lift<T>(std::move(up), [n = n](subscription<T>& sub, emitter<T>& out) -> task<void> {
+      std::uint64_t left = n, pending = 0;
+      while (left > 0) {
+        bool wanted = co_await out.demanded();
+        if (!wanted) co_return;
+        std::vector<T> batch = co_await pull(sub, std::min(out.demand(), left), pending, no_hook);
+        if (batch.empty()) co_return;
+        for (T& v : batch) {
+          bool ok = co_await out.emit(std::move(v));
+          if (!ok || --left == 0) co_return;  // leaving cancels the upstream
+        }
+      }
+    });
+  }
+};
+
+struct limit_rate_op {
+  std::uint64_t high, low;
+  template <class T>
+  publisher<T> operator()(publisher<T> up) const {
+    return lift<T>(std::move(up), [high = high, low = low](subscription<T>& sub, emitter<T>& out) -> task<void> {
+      std::uint64_t to_request = high, consumed = 0;
+      for (;;) {
+        std::vector<T> batch;
+        if (to_request > 0) {
+          batch = co_await sub.request(to_request);
+        } else {
+          batch = co_await sub.next();
+        }
+        to_request = 0;
+        if (batch.empty()) co_return;
+        for (T& v : batch) {
+          bool ok = co_await out.emit(std::move(v));  // suspends while downstream has no demand
+          if (!ok) co_return;
+          if (++consumed == low) {  // replenish: Reactor's limitRate(high, low)
+            consumed = 0;
+            to_request += low;
+          }
+        }
+      }
+    });
+  }
+};
+
+template <class F>
+struct on_request_op {
+  F f;
+  template <class T>
+  publisher<T> operator()(publisher<T> up) const {
+    return lift<T>(std::move(up), [f = f](subscription<T>& sub, emitter<T>& out) -> task<void> {
+      std::uint64_t pending = 0;
+      for (;;) {
+        bool wanted = co_await out.demanded();
+        if (!wanted) co_return;
+        std::vector<T> batch = co_await pull(sub, out.demand(), pending, f);
+        if (batch.empty()) co_return;
+        for (T& v : batch) {
+          bool ok = co_await out.emit(std::move(v));
+          if (!ok) co_return;
+        }
+      }
+    });
+  }
+};
+
+}  // namespace detail
+
+// map(f): each value v becomes f(v).
+template <class F>
+detail::map_op<F> map(F f) {
+  return {std::move(f)};
+}
+// filter(pred): keeps the values for which pred is true.
+template <class P>
+detail::filter_op<P> filter(P pred) {
+  return {std::move(pred)};
+}
+// take(n): the first n values, then completes and cancels the upstream.
+inline detail::take_op take(std::uint64_t n) { return {n}; }
+// limit_rate(high, low): requests `high` upstream, then `low` each time `low`
+// values were consumed downstream (low defaults to 75% of high, as Reactor's
+// limitRate). high == 0, low == 0 or low > high: std::invalid_argument.
+inline detail::limit_rate_op limit_rate(std::uint64_t high, std::uint64_t low = 0) {
+  if (low == 0) low = high - high / 4;
+  if (high == 0 || low == 0 || low > high) throw std::invalid_argument("ringflow::limit_rate: need 0 < low <= high");
+  return {high, low};
+}
+// on_request(f): calls f(n) with every demand it passes upstream (Reactor's doOnRequest).
+template <class F>
+detail::on_request_op<F> on_request(F f) {
+  return {std::move(f)};
+}
+
+template <class T, class Op>
+  requires std::is_invocable_v<const Op&, publisher<T>>
+auto operator|(publisher<T> p, const Op& op) {
+  return op(std::move(p));
+}
+
+}  // namespace ringflow

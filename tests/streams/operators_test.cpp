@@ -1,0 +1,90 @@
+#include <catch2/catch.hpp>
+
+#include <ringflow/ringflow.hpp>
+#include <vector>
+
+using ringflow::emitter;
+using ringflow::publisher;
+using ringflow::task;
+
+namespace {
+
+publisher<int> range(int n) {
+  return publisher<int>::create([n](emitter<int>& out) -> task<void> {
+    for (int i = 0; i < n; ++i) {
+      bool ok = co_await out.emit(i);
+      if (!ok) co_return;
+    }
+  });
+}
+
+template <class T>
+task<std::vector<T>> collect(publisher<T> p, std::uint64_t n) {
+  auto sub = p.subscribe();
+  std::vector<T> all;
+  for (;;) {
+    auto batch = co_await sub.request(n);
+    if (batch.empty()) break;
+    all.insert(all.end(), batch.begin(), batch.end());
+  }
+  co_return all;
+}
+
+template <class T>
+std::vector<T> run_collect(publisher<T> p, std::uint64_t n = 5) {
+  ringflow::runtime rt;
+  return rt.block_on(collect(std::move(p), n));
+}
+
+}  // namespace
+
+TEST_CASE("operators: map and filter give the exact sequence") {
+  auto p = range(10) | ringflow::filter([](int v) { return v % 2 == 0; }) | ringflow::map([](int v) { return v * 10; });
+  REQUIRE(run_collect(p) == std::vector<int>{0, 20, 40, 60, 80});
+}
+
+TEST_CASE("operators: take(n) stops after n and cancels the upstream") {
+  int produced = 0;
+  auto counted = publisher<int>::create([&produced](emitter<int>& out) -> task<void> {
+    for (int i = 0;; ++i) {
+      bool ok = co_await out.emit(i);
+      if (!ok) co_return;
+      ++produced;
+    }
+  });
+  REQUIRE(run_collect(counted | ringflow::take(7), 3) == std::vector<int>{0, 1, 2, 3, 4, 5, 6});
+  REQUIRE(produced <= 8);  // the endless source was cancelled, not drained
+}
+
+TEST_CASE("operators: limit_rate(8) on 100 values requests 8, then 6 each time 6 were consumed") {
+  std::vector<std::uint64_t> requests;
+  auto p = range(100) | ringflow::on_request([&requests](std::uint64_t n) { requests.push_back(n); }) |
+           ringflow::limit_rate(8);
+  auto got = run_collect(p, 1);
+  REQUIRE(got.size() == 100);
+  for (int i = 0; i < 100; ++i) REQUIRE(got[i] == i);
+  CAPTURE(requests);
+  REQUIRE(requests.size() >= 2);
+  REQUIRE(requests.front() == 8);
+  for (std::size_t i = 1; i < requests.size(); ++i) REQUIRE(requests[i] == 6);
+  REQUIRE_THROWS_AS(ringflow::limit_rate(0), std::invalid_argument);
+  REQUIRE_THROWS_AS(ringflow::limit_rate(4, 5), std::invalid_argument);
+}
+
+TEST_CASE("operators: 10 million values through map | filter | limit_rate in constant memory") {
+  auto p = range(10'000'000) | ringflow::map([](int v) { return v + 1; }) |
+           ringflow::filter([](int v) { return v % 3 != 0; }) | ringflow::limit_rate(256);
+  ringflow::runtime rt;
+  long count = rt.block_on([](publisher<int> p) -> task<long> {
+    auto sub = p.subscribe();
+    long n = 0;
+    for (;;) {
+      auto batch = co_await sub.request(128);
+      if (batch.empty()) break;
+      n += static_cast<long>(batch.size());
+    }
+    co_return n;
+  }(std::move(p)));
+  // 1..10'000'000 without the multiples of 3
+  REQUIRE(count == 10'000'000 - 3'333'333);
+}
