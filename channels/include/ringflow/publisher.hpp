@@ -200,6 +200,7 @@ class emitter<T>::emit_awaiter {
     typename detail::stream_state<T>::guard g(s_);
     if (try_emit(g)) return false;
     s_.producer_wait.suspend(h);
+    suspended_ = true;
     return true;
   }
   bool await_resume() {
@@ -210,7 +211,9 @@ class emitter<T>::emit_awaiter {
     }
     return result_;
   }
-  ~emit_awaiter() { s_.producer_wait.withdraw(s_.aff, s_.lock); }
+  ~emit_awaiter() {
+    if (suspended_) s_.producer_wait.withdraw(s_.aff, s_.lock);
+  }
 
  private:
   friend class emitter;
@@ -230,6 +233,7 @@ class emitter<T>::emit_awaiter {
   detail::stream_state<T>& s_;
   T value_;
   bool result_ = false;
+  bool suspended_ = false;  // only the awaiter that registered may withdraw
 };
 
 template <class T>
@@ -243,6 +247,7 @@ class emitter<T>::demand_awaiter {
     typename detail::stream_state<T>::guard g(s_);
     if (s_.cancelled || s_.demand > 0) return false;
     s_.producer_wait.suspend(h);
+    suspended_ = true;
     return true;
   }
   bool await_resume() {
@@ -250,12 +255,15 @@ class emitter<T>::demand_awaiter {
     typename detail::stream_state<T>::guard g(s_);
     return !s_.cancelled;
   }
-  ~demand_awaiter() { s_.producer_wait.withdraw(s_.aff, s_.lock); }
+  ~demand_awaiter() {
+    if (suspended_) s_.producer_wait.withdraw(s_.aff, s_.lock);
+  }
 
  private:
   friend class emitter;
   explicit demand_awaiter(detail::stream_state<T>& s) : s_(s) {}
   detail::stream_state<T>& s_;
+  bool suspended_ = false;
 };
 
 template <class T>
@@ -273,7 +281,7 @@ bool emitter<T>::cancelled() const {
 template <class T>
 class subscription {
  public:
-  class [[nodiscard]] request_awaiter;
+  class request_awaiter;
 
   subscription(subscription&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
   subscription& operator=(subscription&& o) noexcept {
@@ -291,13 +299,17 @@ class subscription {
   // n == 0: cancels and throws std::invalid_argument (rule 3.9).
   // Cancel safety: a request cancelled while suspended loses nothing: values
   // that arrive stay buffered for the next request; the demand stays added.
+  // The demand is added when request() is called, so a callback-style
+  // subscriber may call it without awaiting (values then wait in the
+  // subscription's buffer).
   request_awaiter request(std::uint64_t n) {
     if (!s_) throw std::logic_error("ringflow::subscription: used after move");
     if (n == 0) {
       cancel();
       throw std::invalid_argument("ringflow::subscription::request: n must be at least 1 (rule 3.9)");
     }
-    return request_awaiter(*s_, n);
+    add_demand(n);
+    return request_awaiter(*s_, request_awaiter::mode::request);
   }
 
   // Waits for values already requested, adding no demand (for operators that
@@ -305,7 +317,16 @@ class subscription {
   // or at once when no demand is outstanding.
   request_awaiter next() {
     if (!s_) throw std::logic_error("ringflow::subscription: used after move");
-    return request_awaiter(*s_, 0);
+    return request_awaiter(*s_, request_awaiter::mode::next);
+  }
+  // Waits for values, however long the demand stays 0 (the callback driver).
+  request_awaiter values() {
+    if (!s_) throw std::logic_error("ringflow::subscription: used after move");
+    return request_awaiter(*s_, request_awaiter::mode::values);
+  }
+  bool is_cancelled() const {
+    typename detail::stream_state<T>::guard g(*s_);
+    return s_->cancelled;
   }
 
   // Idempotent: the producer's next emit returns false; its frame is destroyed
@@ -317,6 +338,7 @@ class subscription {
  private:
   friend class publisher<T>;
   explicit subscription(detail::stream_state<T>* s) : s_(s) {}
+  void add_demand(std::uint64_t n);
   void reset() {
     if (!s_) return;
     s_->cancel();
@@ -330,24 +352,14 @@ class subscription<T>::request_awaiter {
  public:
   bool await_ready() {
     typename detail::stream_state<T>::guard g(s_);
-    if (s_.cancelled) return true;
-    s_.demand = s_.demand > detail::max_demand - n_ ? detail::max_demand : s_.demand + n_;
-    if (n_ == 0 && s_.demand == 0 && s_.buffer.empty()) return true;  // next() with nothing outstanding
-    if (!s_.started) {
-      if (!detail::tls_worker) throw std::logic_error("ringflow::subscription::request awaited outside a runtime");
-      s_.started = true;
-      s_.producer_worker = detail::tls_worker;
-      auto h = detail::stream_state<T>::drive(&s_).release();
-      s_.driver = task<void>{h};
-      detail::tls_worker->schedule_local(h);
-    }
-    s_.wake_locked(g, s_.producer_wait);
+    if (mode_ == mode::next && s_.demand == 0 && s_.buffer.empty()) return true;  // nothing outstanding
     return has_result();
   }
   bool await_suspend(std::coroutine_handle<> h) {
     typename detail::stream_state<T>::guard g(s_);
     if (has_result()) return false;
     s_.subscriber_wait.suspend(h);
+    suspended_ = true;
     return true;
   }
   std::vector<T> await_resume() {
@@ -361,14 +373,81 @@ class subscription<T>::request_awaiter {
     }
     return out;
   }
-  ~request_awaiter() { s_.subscriber_wait.withdraw(s_.aff, s_.lock); }
+  ~request_awaiter() {
+    // Only the awaiter that registered may withdraw: an un-awaited
+    // request() (callback style) must not cancel another task's wait.
+    if (suspended_) s_.subscriber_wait.withdraw(s_.aff, s_.lock);
+  }
 
  private:
   friend class subscription;
-  request_awaiter(detail::stream_state<T>& s, std::uint64_t n) : s_(s), n_(n) {}
+  enum class mode { request, next, values };
+  request_awaiter(detail::stream_state<T>& s, mode m) : s_(s), mode_(m) {}
   bool has_result() const { return s_.cancelled || !s_.buffer.empty() || s_.finished; }
   detail::stream_state<T>& s_;
-  std::uint64_t n_;
+  mode mode_;
+  bool suspended_ = false;
+};
+
+template <class T>
+void subscription<T>::add_demand(std::uint64_t n) {
+  detail::stream_state<T>& st = *s_;
+  typename detail::stream_state<T>::guard g(st);
+  if (st.cancelled) return;
+  st.demand = st.demand > detail::max_demand - n ? detail::max_demand : st.demand + n;
+  if (!st.started) {
+    if (!detail::tls_worker) throw std::logic_error("ringflow::subscription::request called outside a runtime");
+    st.started = true;
+    st.producer_worker = detail::tls_worker;
+    auto h = detail::stream_state<T>::drive(&st).release();
+    st.driver = task<void>{h};
+    detail::tls_worker->schedule_local(h);
+  }
+  st.wake_locked(g, st.producer_wait);
+}
+
+// Reactive Streams' Subscriber, for callback-style code:
+//
+//   struct printer : ringflow::subscriber<int> {
+//     ringflow::subscription<int>* sub = nullptr;
+//     void on_subscribe(ringflow::subscription<int>& s) override { sub = &s; s.request(1); }
+//     void on_next(int v) override { fmt::print("{}\n", v); sub->request(1); }
+//     void on_error(std::exception_ptr) override {}
+//     void on_complete() override {}
+//   };
+//   pub.subscribe(my_printer);   // inside a task; signals arrive on this worker
+//
+// Which rules of the specification (1.0.4) hold here:
+//   1.1  on_next is called at most as often as requested                    holds
+//   1.3  signals are serial (one driver task per subscription)              holds
+//   1.4, 1.5  failure ends with on_error, completion with on_complete       holds
+//   1.6, 1.7  nothing is signalled after on_error/on_complete               holds
+//   1.8  after cancel no further signals                                    holds
+//   1.9  on_subscribe comes first                                           holds
+//   1.10 subscribing the same subscriber twice                              not checked (undefined here)
+//   1.11 multicast                                                          n/a: publishers are cold, unicast
+//   2.1  the subscriber signals demand through request(n)                   holds
+//   2.3, 2.4  terminal callbacks may call the subscription                  tolerated (no effect)
+//   2.5  a second on_subscribe                                              n/a: each subscribe() is one subscription
+//   2.13 an on_next that throws: the subscription is cancelled and on_error
+//        is called with that exception (the spec forbids throwing)           our choice
+//   3.2, 3.3  request may be called from on_next; no unbounded recursion    holds (demand wakes the producer
+//                                                                            through the worker's ready queue)
+//   3.5, 3.6, 3.7  cancel is idempotent; request after cancel is a NOP      holds
+//   3.9  request(0) signals on_error(std::invalid_argument)                 holds (it also cancels)
+//   3.13 cancel drops the references to the subscriber and the producer     holds (the producer frame is freed)
+//   3.17 demand saturates at 2^63-1                                          holds
+//   Not provided yet: processor<T, R>.
+// The subscription passed to on_subscribe stays valid until on_complete or
+// on_error returns, or the driver sees the cancel.
+template <class T>
+class subscriber {
+ public:
+  virtual ~subscriber() = default;
+  virtual void on_subscribe(subscription<T>& s) = 0;
+  virtual void on_next(T value) = 0;
+  virtual void on_error(std::exception_ptr e) = 0;
+  virtual void on_complete() = 0;
 };
 
 template <class T>
@@ -382,6 +461,10 @@ class publisher {
     return p;
   }
   subscription<T> subscribe() const { return subscription<T>(new detail::stream_state<T>(fn_)); }
+
+  // Callback style: runs s's callbacks from a task on the current worker
+  // (call it inside a task). The subscriber must outlive the stream.
+  void subscribe(subscriber<T>& s) const { spawn_local(drive_subscriber(subscribe(), &s)).detach(); }
 
   // A hot source drained by demand: each subscription takes a value from ch
   // only while its subscriber has demand, and completes when ch is closed and
@@ -405,6 +488,49 @@ class publisher {
 
  private:
   publisher() = default;
+
+  static task<void> drive_subscriber(subscription<T> sub, subscriber<T>* s) {
+    try {
+      s->on_subscribe(sub);
+    } catch (...) {
+      sub.cancel();
+      s->on_error(std::current_exception());
+      co_return;
+    }
+    for (;;) {
+      if (sub.is_cancelled()) co_return;
+      std::vector<T> batch;
+      std::exception_ptr err;
+      try {
+        batch = co_await sub.values();
+      } catch (...) {
+        err = std::current_exception();
+      }
+      if (err) {
+        s->on_error(err);
+        co_return;
+      }
+      if (sub.is_cancelled()) co_return;
+      if (batch.empty()) {
+        s->on_complete();
+        co_return;
+      }
+      for (T& v : batch) {
+        try {
+          s->on_next(std::move(v));
+        } catch (...) {
+          err = std::current_exception();
+        }
+        if (err) {
+          sub.cancel();
+          s->on_error(err);
+          co_return;
+        }
+        if (sub.is_cancelled()) co_return;
+      }
+    }
+  }
+
   std::shared_ptr<typename detail::stream_state<T>::producer_fn> fn_;
 };
 
