@@ -12,11 +12,14 @@
 #pragma once
 
 #include <algorithm>
+#include <exception>
+#include <optional>
 #include <cstdint>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
 
+#include <ringflow/channel.hpp>
 #include <ringflow/publisher.hpp>
 
 namespace ringflow {
@@ -165,7 +168,86 @@ struct on_request_op {
   }
 };
 
+// Requests everything upstream and moves it into ch (its policy decides what
+// is lost); a full block channel is an overflow. Closes ch at the end.
+template <class T>
+task<void> pump_unbounded(subscription<T>* sub, channel<T>* ch, std::exception_ptr* err) {
+  try {
+    std::vector<T> batch = co_await sub->request(max_demand);
+    while (!batch.empty()) {
+      for (T& v : batch) {
+        if (ch->try_send(std::move(v)) == send_status::full) {
+          throw std::overflow_error("ringflow::on_backpressure_buffer: buffer full");
+        }
+      }
+      batch = co_await sub->next();
+    }
+  } catch (...) {
+    *err = std::current_exception();
+  }
+  ch->close();
+}
+
+struct on_backpressure_drop_op {
+  template <class T>
+  publisher<T> operator()(publisher<T> up) const {
+    return lift<T>(std::move(up), [](subscription<T>& sub, emitter<T>& out) -> task<void> {
+      std::vector<T> batch = co_await sub.request(max_demand);  // the source is never slowed down
+      while (!batch.empty()) {
+        for (T& v : batch) {
+          if (!out.try_emit(v) && out.cancelled()) co_return;  // no demand: v is dropped
+        }
+        batch = co_await sub.next();
+      }
+    });
+  }
+};
+
+// Buffers between an unbounded upstream and the downstream demand in a
+// channel with the given policy (latest = capacity 1, sample).
+struct on_backpressure_buffer_op {
+  std::size_t capacity;
+  overflow policy;
+  template <class T>
+  publisher<T> operator()(publisher<T> up) const {
+    return lift<T>(std::move(up), [capacity = capacity, policy = policy](subscription<T>& sub,
+                                                                           emitter<T>& out) -> task<void> {
+      channel<T> ch(capacity, policy);
+      std::exception_ptr err;
+      // The pump is owned by this frame: if the frame is destroyed (cancel),
+      // the pump goes with it, before the channel it uses.
+      task<void> pump = pump_unbounded(&sub, &ch, &err);
+      auto h = pump.release();
+      pump = task<void>{h};
+      tls_worker->schedule_local(h);
+      for (;;) {
+        bool wanted = co_await out.demanded();
+        if (!wanted) break;
+        std::optional<T> v = co_await ch.recv();
+        if (!v) break;
+        bool ok = co_await out.emit(std::move(*v));
+        if (!ok) break;
+      }
+      if (err) std::rethrow_exception(err);
+    });
+  }
+};
+
 }  // namespace detail
+
+// on_backpressure_drop(): takes everything upstream and drops the values that
+// arrive while the subscriber has no demand.
+inline detail::on_backpressure_drop_op on_backpressure_drop() { return {}; }
+// on_backpressure_latest(): keeps only the newest value that arrived while the
+// subscriber had no demand, and delivers it when demand comes.
+inline detail::on_backpressure_buffer_op on_backpressure_latest() { return {1, overflow::sample}; }
+// on_backpressure_buffer(n, policy): buffers up to n values; when full,
+// drop_incoming / drop_oldest / sample apply, and block fails the stream with
+// std::overflow_error (the source cannot be slowed down). n == 0: invalid_argument.
+inline detail::on_backpressure_buffer_op on_backpressure_buffer(std::size_t n, overflow policy = overflow::block) {
+  if (n == 0) throw std::invalid_argument("ringflow::on_backpressure_buffer: capacity must be at least 1");
+  return {n, policy};
+}
 
 // map(f): each value v becomes f(v).
 template <class F>

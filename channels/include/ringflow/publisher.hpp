@@ -95,6 +95,10 @@ class emitter {
   // destroyed with the frame and was never delivered.
   emit_awaiter emit(T value) { return emit_awaiter(*s_, std::move(value)); }
 
+  // Never suspends: delivers v if there is demand (true), else leaves v
+  // untouched (false). For sources that cannot wait (hot_source).
+  bool try_emit(T& v);
+
   class [[nodiscard]] demand_awaiter;
   // co_await out.demanded() -> bool: suspends until the subscriber has demand
   // (true) or cancelled (false); for sources that should take a value only
@@ -265,6 +269,16 @@ class emitter<T>::demand_awaiter {
   detail::stream_state<T>& s_;
   bool suspended_ = false;
 };
+
+template <class T>
+bool emitter<T>::try_emit(T& v) {
+  typename detail::stream_state<T>::guard g(*s_);
+  if (s_->cancelled || s_->demand == 0) return false;
+  --s_->demand;
+  s_->buffer.push_back(std::move(v));
+  s_->wake_locked(g, s_->subscriber_wait);
+  return true;
+}
 
 template <class T>
 std::uint64_t emitter<T>::demand() const {

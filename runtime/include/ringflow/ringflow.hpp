@@ -13,3 +13,4 @@
 #include <ringflow/overflow.hpp>
 #include <ringflow/publisher.hpp>
 #include <ringflow/operators.hpp>
+#include <ringflow/hot_source.hpp>
