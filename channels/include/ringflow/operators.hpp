@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 #include <optional>
 #include <cstdint>
@@ -21,6 +22,8 @@
 
 #include <ringflow/channel.hpp>
 #include <ringflow/publisher.hpp>
+#include <ringflow/sleep.hpp>
+#include <ringflow/timeout.hpp>
 
 namespace ringflow {
 
@@ -233,7 +236,94 @@ struct on_backpressure_buffer_op {
   }
 };
 
+struct sample_op {
+  std::chrono::nanoseconds period;
+  bool emit_last;
+  template <class T>
+  publisher<T> operator()(publisher<T> up) const {
+    return lift<T>(std::move(up), [period = period, emit_last = emit_last](subscription<T>& sub,
+                                                                           emitter<T>& out) -> task<void> {
+      channel<T> newest(1, overflow::sample);  // what arrived since the last tick: only the newest
+      std::exception_ptr err;
+      task<void> pump = pump_unbounded(&sub, &newest, &err);
+      auto h = pump.release();
+      pump = task<void>{h};
+      tls_worker->schedule_local(h);
+      for (;;) {
+        co_await sleep_for(period);
+        if (newest.is_closed() && !emit_last) break;
+        std::optional<T> v = newest.try_recv();
+        if (v) {
+          bool ok = co_await out.emit(std::move(*v));  // waits for demand: a tick is not lost
+          if (!ok) co_return;
+        } else if (newest.is_closed()) {
+          break;
+        }
+      }
+      if (err) std::rethrow_exception(err);
+    });
+  }
+};
+
+struct batch_op {
+  std::size_t n;
+  std::chrono::nanoseconds max_wait;
+  template <class T>
+  publisher<std::vector<T>> operator()(publisher<T> up) const {
+    return lift<std::vector<T>>(std::move(up), [n = n, max_wait = max_wait](subscription<T>& sub,
+                                                                          emitter<std::vector<T>>& out) -> task<void> {
+      std::uint64_t pending = 0;
+      std::vector<T> carry;  // values that arrived beyond a batch
+      bool done = false;
+      while (!done) {
+        bool wanted = co_await out.demanded();
+        if (!wanted) co_return;
+        std::vector<T> b = std::move(carry);
+        carry.clear();
+        if (b.empty()) {
+          b = co_await pull(sub, n, pending, no_hook);  // waits for the first value
+          if (b.empty()) co_return;
+        }
+        auto deadline = std::chrono::steady_clock::now() + max_wait;
+        while (b.size() < n) {
+          auto left = deadline - std::chrono::steady_clock::now();
+          if (left <= std::chrono::nanoseconds(0)) break;
+          std::optional<std::vector<T>> more =
+              co_await timeout(left, pull(sub, n - b.size(), pending, no_hook));
+          if (!more) break;  // max_wait elapsed: ship what we have
+          if (more->empty()) {
+            done = true;
+            break;
+          }
+          for (T& v : *more) (b.size() < n ? b : carry).push_back(std::move(v));
+        }
+        if (b.size() > n) {
+          carry.assign(std::make_move_iterator(b.begin() + n), std::make_move_iterator(b.end()));
+          b.resize(n);
+        }
+        bool ok = co_await out.emit(std::move(b));
+        if (!ok) co_return;
+      }
+      if (!carry.empty()) co_await out.emit(std::move(carry));
+    });
+  }
+};
+
 }  // namespace detail
+
+// sample(period, emit_last): every period, the newest value that arrived since
+// the previous tick (Rx sample / throttleLast); at completion the pending one
+// too when emit_last. period <= 0: std::invalid_argument.
+inline detail::sample_op sample(std::chrono::nanoseconds period, bool emit_last = true) {
+  if (period.count() <= 0) throw std::invalid_argument("ringflow::sample: period must be positive");
+  return {period, emit_last};
+}
+// batch(n, max_wait): vectors of up to n values, shipped when full or when
+// max_wait has passed since the batch's first value. n == 0: invalid_argument.
+inline detail::batch_op batch(std::size_t n, std::chrono::nanoseconds max_wait) {
+  if (n == 0) throw std::invalid_argument("ringflow::batch: n must be at least 1");
+  return {n, max_wait};
+}
 
 // on_backpressure_drop(): takes everything upstream and drops the values that
 // arrive while the subscriber has no demand.
