@@ -140,3 +140,32 @@ TEST_CASE("spec 1.4: a failing producer ends with on_error after the values befo
     REQUIRE(r.log.back() == "error:boom");
   });
 }
+
+TEST_CASE("processor: a subscriber and a publisher at once, passing demand upstream") {
+  run([]() -> task<void> {
+    int emitted = 0;
+    auto source = publisher<int>::create([&emitted](emitter<int>& out) -> task<void> {
+      for (int i = 0; i < 20; ++i) {
+        bool ok = co_await out.emit(i);
+        if (!ok) co_return;
+        ++emitted;
+      }
+    });
+    ringflow::processor<int, std::string> to_text([](int v) { return std::to_string(v * 2); });
+    source.subscribe(to_text);
+    auto sub = to_text.as_publisher().subscribe();
+    auto first = co_await sub.request(3);
+    REQUIRE_FALSE(first.empty());
+    REQUIRE(first.front() == "0");
+    for (int i = 0; i < 10; ++i) co_await ringflow::yield();
+    REQUIRE(emitted <= 3);  // the upstream was asked only for what the downstream wanted
+    std::vector<std::string> all = first;
+    for (;;) {
+      auto b = co_await sub.request(5);
+      if (b.empty()) break;
+      all.insert(all.end(), b.begin(), b.end());
+    }
+    REQUIRE(all.size() == 20);
+    REQUIRE(all.back() == "38");
+  });
+}

@@ -14,3 +14,4 @@
 #include <ringflow/publisher.hpp>
 #include <ringflow/operators.hpp>
 #include <ringflow/hot_source.hpp>
+#include <ringflow/processor.hpp>
