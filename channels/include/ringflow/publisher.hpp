@@ -20,8 +20,8 @@
 // an error or cancellation no value is delivered. The subscription keeps
 // alive everything the producer needs: the publisher may be destroyed first.
 //
-// Not yet here (issue #4 continues): the callback-style subscriber/processor
-// interfaces, operators and hot sources.
+// Also here: the callback-style subscriber<T> (below), processor<T, R>
+// (processor.hpp), operators (operators.hpp) and hot sources (hot_source.hpp).
 #pragma once
 
 #include <atomic>
@@ -451,7 +451,7 @@ void subscription<T>::add_demand(std::uint64_t n) {
 //   3.9  request(0) signals on_error(std::invalid_argument)                 holds (it also cancels)
 //   3.13 cancel drops the references to the subscriber and the producer     holds (the producer frame is freed)
 //   3.17 demand saturates at 2^63-1                                          holds
-//   Not provided yet: processor<T, R>.
+//   processor<T, R> (processor.hpp) is both sides at once.
 // The subscription passed to on_subscribe stays valid until on_complete or
 // on_error returns, or the driver sees the cancel.
 template <class T>
