@@ -31,7 +31,11 @@
 //   a second thread arrives it takes a spinlock per operation.
 //
 // Capacity 0 is a rendezvous channel (overflow::block only): a send completes
-// when a receiver takes the value.
+// when a receiver takes the value. Known limit: the value is handed to the
+// receiver before it runs; if that receiver is then cancelled, the value moves
+// on to the receivers handed later (or back to the head of the channel), so on
+// one worker order is kept, but a receiver on another worker that already
+// consumed a newer value sees the older one after it. Nothing is lost.
 #pragma once
 
 #include <deque>
@@ -167,6 +171,8 @@ class channel {
     explicit guard(const channel& c) : detail::affinity_guard(c.affinity_, c.lock_) {}
   };
 
+  struct recv_base;
+
   static std::size_t check(std::size_t capacity, overflow policy) {
     if (capacity == 0 && policy != overflow::block) {
       throw std::invalid_argument("ringflow::channel: capacity 0 (rendezvous) needs overflow::block");
@@ -199,6 +205,7 @@ class channel {
       if (receivers_.empty()) return send_status::full;
       auto* r = static_cast<recv_base*>(receivers_.pop_front());
       r->slot.emplace(std::move(v));
+      handed_.push_back(r);
       ++stats_.sent;
       ++stats_.received;
       wake_locked(g, r, detail::wait_state::handed);
@@ -273,16 +280,24 @@ class channel {
     return v;
   }
 
-  // Rendezvous: a value handed to a receiver that was cancelled before it ran.
-  void put_back_locked(guard& g, T&& v) {
+  // Rendezvous: r was handed a value but is cancelled before it ran. Its value
+  // is older than those handed to the receivers after it, so it moves down the
+  // line (each takes its predecessor's value) and the newest one is handed to
+  // a waiting receiver or put back at the head: one sender's order survives.
+  void cancel_handed_locked(guard& g, recv_base* r) {
+    T v = std::move(*r->slot);
+    r->slot.reset();
+    for (detail::waiter_node* n = r->next; n; n = n->next) std::swap(v, *static_cast<recv_base*>(n)->slot);
+    handed_.remove(r);
     if (!receivers_.empty()) {
-      auto* r = static_cast<recv_base*>(receivers_.pop_front());
-      r->slot.emplace(std::move(v));
-      wake_locked(g, r, detail::wait_state::handed);
+      auto* w = static_cast<recv_base*>(receivers_.pop_front());
+      w->slot.emplace(std::move(v));
+      handed_.push_back(w);
+      wake_locked(g, w, detail::wait_state::handed);
       return;
     }
     --stats_.received;
-    returned_.push_back(std::move(v));
+    returned_.push_front(std::move(v));
   }
 
   void enqueue_locked(detail::waiter_node* n, detail::waiter_list& list, std::coroutine_handle<> h) {
@@ -290,6 +305,7 @@ class channel {
     n->handle = h;
     n->owner = detail::tls_worker;
     n->state = detail::wait_state::waiting;
+    n->registered = true;
     list.push_back(n);
   }
 
@@ -302,6 +318,7 @@ class channel {
       n->owner->unschedule(n->handle);  // its resume is queued: cancel it
     }
     n->state = detail::wait_state::idle;
+    n->registered = false;
     return s;
   }
 
@@ -337,9 +354,14 @@ class channel {
     // Resumed by a notification: the claimed value is ours.
     template <class Sink>
     void on_resume(Sink&& sink) {
-      detail::wait_state s = std::exchange(state, detail::wait_state::idle);
-      if (s == detail::wait_state::idle || s == detail::wait_state::handed) return;
+      if (!registered) return;  // completed without suspending
+      registered = false;
       guard g(ch);
+      detail::wait_state s = std::exchange(state, detail::wait_state::idle);
+      if (s == detail::wait_state::handed) {
+        ch.handed_.remove(this);  // from now on nobody moves our value
+        return;
+      }
       if (s == detail::wait_state::notified) {
         --ch.claimed_;
         sink(g);
@@ -348,15 +370,13 @@ class channel {
       }
     }
     ~recv_base() {
-      if (state == detail::wait_state::idle) return;
+      if (!registered) return;
       guard g(ch);
+      if (state == detail::wait_state::handed) ch.cancel_handed_locked(g, this);
       detail::wait_state s = ch.withdraw_locked(this, ch.receivers_);
       if (s == detail::wait_state::notified) {
         --ch.claimed_;
         ch.notify_receiver_locked(g);  // the claim passes to the next receiver
-      } else if (s == detail::wait_state::handed && slot) {
-        ch.put_back_locked(g, std::move(*slot));
-        slot.reset();
       }
     }
   };
@@ -387,11 +407,11 @@ class channel {
     bool await_ready() { return this->ready_with(sink()); }
     bool await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
     std::vector<T> await_resume() {
+      this->on_resume([this](guard& g) { drain(g); });
       if (this->slot) {  // rendezvous hand-off
         out_.push_back(std::move(*this->slot));
         this->slot.reset();
       }
-      this->on_resume([this](guard& g) { drain(g); });
       return std::move(out_);
     }
 
@@ -434,6 +454,7 @@ class channel {
       return true;
     }
     send_status await_resume() {
+      registered = false;
       switch (std::exchange(state, detail::wait_state::idle)) {
         case detail::wait_state::notified: {
           guard g(ch_);
@@ -451,7 +472,7 @@ class channel {
       }
     }
     ~send_awaiter() {
-      if (state == detail::wait_state::idle) return;
+      if (!registered) return;
       guard g(ch_);
       if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) {
         --ch_.reserved_;
@@ -531,6 +552,7 @@ class channel {
       return true;
     }
     std::optional<permit> await_resume() {
+      registered = false;
       switch (std::exchange(state, detail::wait_state::idle)) {
         case detail::wait_state::notified:
           got_ = true;  // the slot was reserved for us by the waker
@@ -551,7 +573,7 @@ class channel {
         ch_.release_space_locked(g);
         return;
       }
-      if (state == detail::wait_state::idle) return;
+      if (!registered) return;
       guard g(ch_);
       if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) {
         --ch_.reserved_;
@@ -585,6 +607,7 @@ class channel {
   std::size_t claimed_ = 0;   // buffered values promised to woken receivers
   detail::waiter_list senders_;
   detail::waiter_list receivers_;
+  detail::waiter_list handed_;  // rendezvous: receivers handed a value, not yet resumed
   std::deque<T> returned_;  // rendezvous only: values of cancelled receivers
   channel_stats stats_;
   mutable detail::affinity affinity_;

@@ -21,7 +21,11 @@ struct waiter_node {
   waiter_node* next = nullptr;
   std::coroutine_handle<> handle;
   worker* owner = nullptr;
-  wait_state state = wait_state::idle;
+  wait_state state = wait_state::idle;  // written by wakers under the channel's lock
+  // Written only by the waiting task itself: true from enqueue until resume.
+  // A destructor tests this one (no lock needed) before it locks to look at
+  // `state`, which another worker may be writing at that moment.
+  bool registered = false;
 };
 
 class waiter_list {
