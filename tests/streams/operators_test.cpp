@@ -3,20 +3,14 @@
 #include <ringflow/ringflow.hpp>
 #include <vector>
 
+#include "../support/streams.hpp"
+
 using ringflow::emitter;
 using ringflow::publisher;
 using ringflow::task;
+using test_support::range;
 
 namespace {
-
-publisher<int> range(int n) {
-  return publisher<int>::create([n](emitter<int>& out) -> task<void> {
-    for (int i = 0; i < n; ++i) {
-      bool ok = co_await out.emit(i);
-      if (!ok) co_return;
-    }
-  });
-}
 
 template <class T>
 task<std::vector<T>> collect(publisher<T> p, std::uint64_t n) {

@@ -5,20 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "../support/streams.hpp"
+
 using ringflow::emitter;
 using ringflow::publisher;
 using ringflow::task;
+using test_support::range;
 
 namespace {
-
-publisher<int> range(int n) {
-  return publisher<int>::create([n](emitter<int>& out) -> task<void> {
-    for (int i = 0; i < n; ++i) {
-      bool ok = co_await out.emit(i);
-      if (!ok) co_return;
-    }
-  });
-}
 
 // Records every signal; `done` receives one value at the terminal signal.
 struct recorder : ringflow::subscriber<int> {

@@ -220,9 +220,7 @@ struct on_backpressure_buffer_op {
       // The pump is owned by this frame: if the frame is destroyed (cancel),
       // the pump goes with it, before the channel it uses.
       task<void> pump = pump_unbounded(&sub, &ch, &err);
-      auto h = pump.release();
-      pump = task<void>{h};
-      tls_worker->schedule_local(h);
+      start_owned(pump);
       for (;;) {
         bool wanted = co_await out.demanded();
         if (!wanted) break;
@@ -246,9 +244,7 @@ struct sample_op {
       channel<T> newest(1, overflow::sample);  // what arrived since the last tick: only the newest
       std::exception_ptr err;
       task<void> pump = pump_unbounded(&sub, &newest, &err);
-      auto h = pump.release();
-      pump = task<void>{h};
-      tls_worker->schedule_local(h);
+      start_owned(pump);
       for (;;) {
         co_await sleep_for(period);
         if (newest.is_closed() && !emit_last) break;

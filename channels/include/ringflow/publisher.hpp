@@ -53,6 +53,15 @@ namespace detail {
 
 inline constexpr std::uint64_t max_demand = (std::uint64_t{1} << 63) - 1;
 
+// Starts t on this worker without awaiting it. t keeps owning the frame, so
+// destroying t (or the frame t lives in) cancels the task.
+inline void start_owned(task<void>& t) {
+  if (!tls_worker) throw std::logic_error("ringflow: a stream was started outside a runtime");
+  auto h = t.release();
+  t = task<void>{h};
+  tls_worker->schedule_local(h);
+}
+
 enum class lite_state : unsigned char { idle, waiting, woken };
 
 // One suspended party (the producer in emit, or the subscriber in request).
@@ -413,9 +422,8 @@ void subscription<T>::add_demand(std::uint64_t n) {
     if (!detail::tls_worker) throw std::logic_error("ringflow::subscription::request called outside a runtime");
     st.started = true;
     st.producer_worker = detail::tls_worker;
-    auto h = detail::stream_state<T>::drive(&st).release();
-    st.driver = task<void>{h};
-    detail::tls_worker->schedule_local(h);
+    st.driver = detail::stream_state<T>::drive(&st);
+    detail::start_owned(st.driver);
   }
   st.wake_locked(g, st.producer_wait);
 }
