@@ -217,9 +217,10 @@ class emitter<T>::emit_awaiter {
     return true;
   }
   bool await_resume() {
-    if (s_.producer_wait.state == detail::lite_state::woken) {
+    if (suspended_) {
+      typename detail::stream_state<T>::guard g(s_);  // a waker on another worker reads the state
       s_.producer_wait.state = detail::lite_state::idle;
-      typename detail::stream_state<T>::guard g(s_);
+      suspended_ = false;
       try_emit(g);
     }
     return result_;
@@ -264,8 +265,11 @@ class emitter<T>::demand_awaiter {
     return true;
   }
   bool await_resume() {
-    if (s_.producer_wait.state == detail::lite_state::woken) s_.producer_wait.state = detail::lite_state::idle;
-    typename detail::stream_state<T>::guard g(s_);
+    typename detail::stream_state<T>::guard g(s_);  // a waker on another worker reads the state
+    if (suspended_) {
+      s_.producer_wait.state = detail::lite_state::idle;
+      suspended_ = false;
+    }
     return !s_.cancelled;
   }
   ~demand_awaiter() {
@@ -386,8 +390,11 @@ class subscription<T>::request_awaiter {
     return true;
   }
   std::vector<T> await_resume() {
-    if (s_.subscriber_wait.state == detail::lite_state::woken) s_.subscriber_wait.state = detail::lite_state::idle;
-    typename detail::stream_state<T>::guard g(s_);
+    typename detail::stream_state<T>::guard g(s_);  // a waker on another worker reads the state
+    if (suspended_) {
+      s_.subscriber_wait.state = detail::lite_state::idle;
+      suspended_ = false;
+    }
     std::vector<T> out;
     out.swap(s_.buffer);
     if (out.empty() && s_.error && !s_.error_taken && !s_.cancelled) {
