@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <fstream>
 #include <ringflow/ringflow.hpp>
 #include <string>
@@ -115,6 +116,38 @@ TEST_CASE("spec 3.5, 3.6 and 3.7: cancel is idempotent and later requests are NO
     for (int i = 0; i < 20; ++i) co_await ringflow::yield();
     REQUIRE(s.nexts == 1);
     REQUIRE(s.terminals == 0);
+  }());
+}
+
+TEST_CASE("spec 2.13: an on_next that throws cancels the subscription and ends with on_error") {
+  struct throwing : ringflow::subscriber<int> {
+    ringflow::channel<int> done{1};
+    int nexts = 0;
+    std::string error;
+    void on_subscribe(subscription<int>& s) override { (void)s.request(10); }
+    void on_next(int v) override {
+      ++nexts;
+      if (v == 2) throw std::runtime_error("bad value");
+    }
+    void on_error(std::exception_ptr e) override {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        error = x.what();
+      }
+      done.try_send(0);
+    }
+    void on_complete() override { done.try_send(1); }
+  };
+  ringflow::runtime rt;
+  rt.block_on([]() -> task<void> {
+    throwing s;
+    auto pub = range(10);
+    pub.subscribe(s);
+    auto d = co_await s.done.recv();
+    REQUIRE(d == 0);
+    REQUIRE(s.error == "bad value");
+    REQUIRE(s.nexts == 3);  // nothing after the throwing one
   }());
 }
 
