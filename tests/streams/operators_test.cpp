@@ -64,21 +64,3 @@ TEST_CASE("operators: limit_rate(8) on 100 values requests 8, then 6 each time 6
   REQUIRE_THROWS_AS(ringflow::limit_rate(0), std::invalid_argument);
   REQUIRE_THROWS_AS(ringflow::limit_rate(4, 5), std::invalid_argument);
 }
-
-TEST_CASE("operators: 10 million values through map | filter | limit_rate in constant memory") {
-  auto p = range(10'000'000) | ringflow::map([](int v) { return v + 1; }) |
-           ringflow::filter([](int v) { return v % 3 != 0; }) | ringflow::limit_rate(256);
-  ringflow::runtime rt;
-  long count = rt.block_on([](publisher<int> p) -> task<long> {
-    auto sub = p.subscribe();
-    long n = 0;
-    for (;;) {
-      auto batch = co_await sub.request(128);
-      if (batch.empty()) break;
-      n += static_cast<long>(batch.size());
-    }
-    co_return n;
-  }(std::move(p)));
-  // 1..10'000'000 without the multiples of 3
-  REQUIRE(count == 10'000'000 - 3'333'333);
-}
