@@ -1,0 +1,1 @@
+namespace ringflow::lab { int placeholder = 0; }
