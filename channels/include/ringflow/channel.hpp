@@ -57,6 +57,11 @@
 
 namespace ringflow {
 
+namespace detail {
+template <class T> class select_recv_state;
+template <class T> class select_send_state;
+}  // namespace detail
+
 template <class T>
 class channel {
  public:
@@ -145,8 +150,8 @@ class channel {
     guard g(*this);
     if (closed_) return;
     closed_ = true;
-    while (!senders_.empty()) wake_locked(g, senders_.pop_front(), detail::wait_state::closed);
-    while (!receivers_.empty()) wake_locked(g, receivers_.pop_front(), detail::wait_state::closed);
+    while (live_front_locked(senders_)) wake_locked(g, senders_.pop_front(), detail::wait_state::closed);
+    while (live_front_locked(receivers_)) wake_locked(g, receivers_.pop_front(), detail::wait_state::closed);
   }
 
   bool is_closed() const {
@@ -167,6 +172,9 @@ class channel {
   }
 
  private:
+  template <class> friend class detail::select_recv_state;
+  template <class> friend class detail::select_send_state;
+
   struct guard : detail::affinity_guard {
     explicit guard(const channel& c) : detail::affinity_guard(c.affinity_, c.lock_) {}
   };
@@ -188,21 +196,51 @@ class channel {
 
   bool rendezvous() const noexcept { return buf_.capacity() == 0; }
 
-  RINGFLOW_HOT bool has_unclaimed_locked() const noexcept {
-    if (rendezvous()) return !returned_.empty() || !senders_.empty();
+  // Rendezvous: true commits the front sender (wins its select), so the
+  // caller must take the value at once.
+  RINGFLOW_HOT bool has_unclaimed_locked() noexcept {
+    if (rendezvous()) return !returned_.empty() || live_front_locked(senders_);
     return buf_.size() > claimed_;
   }
 
-  void wake_locked(guard& g, detail::waiter_node* n, detail::wait_state s) {
+  // True when list's front node may be woken. A node of a select must first
+  // win that select; a node whose select another case won is dead and is
+  // dropped from the list (its select withdraws the rest when it resumes).
+  RINGFLOW_HOT static bool live_front_locked(detail::waiter_list& list) noexcept {
+    for (;;) {
+      detail::waiter_node* n = list.front();
+      if (!n) return false;
+      if (!n->sel) return true;
+      if (n->sel->try_win(n->sel_index)) {
+        n->sel = nullptr;  // won: from now on an ordinary claimed waiter
+        return true;
+      }
+      list.pop_front();
+      n->state = detail::wait_state::idle;
+    }
+  }
+
+  // True when a sender waits, without committing any select.
+  bool senders_waiting_locked() noexcept {
+    for (;;) {
+      detail::waiter_node* n = senders_.front();
+      if (!n) return false;
+      if (!n->sel || !n->sel->decided()) return true;
+      senders_.pop_front();
+      n->state = detail::wait_state::idle;
+    }
+  }
+
+  void wake_locked(detail::affinity_guard& g, detail::waiter_node* n, detail::wait_state s) {
     n->state = s;
     g.schedule(n->owner, n->handle);
   }
 
   // Applies the policy to an offered value. On `full` the value is untouched.
-  RINGFLOW_HOT send_status offer_locked(guard& g, T& v, std::optional<T>& discarded) {
+  RINGFLOW_HOT send_status offer_locked(detail::affinity_guard& g, T& v, std::optional<T>& discarded) {
     if (closed_) return send_status::closed;
     if (rendezvous()) {
-      if (receivers_.empty()) return send_status::full;
+      if (!live_front_locked(receivers_)) return send_status::full;
       auto* r = static_cast<recv_base*>(receivers_.pop_front());
       r->slot.emplace(std::move(v));
       handed_.push_back(r);
@@ -211,7 +249,7 @@ class channel {
       wake_locked(g, r, detail::wait_state::handed);
       return send_status::sent;
     }
-    if (buf_.size() + reserved_ < buf_.capacity() && (policy_ != overflow::block || senders_.empty())) {
+    if (buf_.size() + reserved_ < buf_.capacity() && (policy_ != overflow::block || !senders_waiting_locked())) {
       push_locked(g, std::move(v));
       return send_status::sent;
     }
@@ -237,7 +275,7 @@ class channel {
     return send_status::full;
   }
 
-  RINGFLOW_HOT void push_locked(guard& g, T&& v) {
+  RINGFLOW_HOT void push_locked(detail::affinity_guard& g, T&& v) {
     buf_.push_back(std::move(v));
     ++stats_.sent;
     if (buf_.size() > stats_.high_water) stats_.high_water = buf_.size();
@@ -245,23 +283,23 @@ class channel {
   }
 
   // A value nobody has claimed is ready: give the first waiting receiver the claim.
-  RINGFLOW_HOT void notify_receiver_locked(guard& g) {
-    if (!receivers_.empty() && buf_.size() > claimed_) {
+  RINGFLOW_HOT void notify_receiver_locked(detail::affinity_guard& g) {
+    if (buf_.size() > claimed_ && live_front_locked(receivers_)) {
       ++claimed_;
       wake_locked(g, receivers_.pop_front(), detail::wait_state::notified);
     }
   }
 
   // Slots are free: give the first waiting senders a reserved slot each.
-  RINGFLOW_HOT void release_space_locked(guard& g) {
-    while (!senders_.empty() && buf_.size() + reserved_ < buf_.capacity()) {
+  RINGFLOW_HOT void release_space_locked(detail::affinity_guard& g) {
+    while (buf_.size() + reserved_ < buf_.capacity() && live_front_locked(senders_)) {
       ++reserved_;
       wake_locked(g, senders_.pop_front(), detail::wait_state::notified);
     }
   }
 
   // Precondition: a value is available to the caller (unclaimed, or its claim).
-  RINGFLOW_HOT T take_locked(guard& g) {
+  RINGFLOW_HOT T take_locked(detail::affinity_guard& g) {
     ++stats_.received;
     if (!rendezvous()) {
       T v = buf_.pop_front();
@@ -284,12 +322,12 @@ class channel {
   // is older than those handed to the receivers after it, so it moves down the
   // line (each takes its predecessor's value) and the newest one is handed to
   // a waiting receiver or put back at the head: one sender's order survives.
-  void cancel_handed_locked(guard& g, recv_base* r) {
+  void cancel_handed_locked(detail::affinity_guard& g, recv_base* r) {
     T v = std::move(*r->slot);
     r->slot.reset();
     for (detail::waiter_node* n = r->next; n; n = n->next) std::swap(v, *static_cast<recv_base*>(n)->slot);
     handed_.remove(r);
-    if (!receivers_.empty()) {
+    if (live_front_locked(receivers_)) {
       auto* w = static_cast<recv_base*>(receivers_.pop_front());
       w->slot.emplace(std::move(v));
       handed_.push_back(w);
@@ -332,7 +370,7 @@ class channel {
 
     // Tries to complete without suspending; true when done.
     template <class Sink>
-    bool try_complete(guard& g, Sink&& sink) {
+    bool try_complete(detail::affinity_guard& g, Sink&& sink) {
       if (ch.has_unclaimed_locked()) {
         sink(g);
         return true;
@@ -369,7 +407,9 @@ class channel {
         sink(g);
       }
     }
-    ~recv_base() {
+    ~recv_base() { withdraw(); }
+    // Leaves the channel for good; what was claimed for it passes on.
+    void withdraw() {
       if (!registered) return;
       guard g(ch);
       if (state == detail::wait_state::handed) ch.cancel_handed_locked(g, this);
@@ -396,9 +436,10 @@ class channel {
 
    private:
     friend class channel;
+    template <class> friend class detail::select_recv_state;
     explicit recv_awaiter(channel& c) : recv_base(c) {}
     auto sink() {
-      return [this](guard& g) RINGFLOW_LAMBDA_HOT { this->slot.emplace(this->ch.take_locked(g)); };
+      return [this](detail::affinity_guard& g) RINGFLOW_LAMBDA_HOT { this->slot.emplace(this->ch.take_locked(g)); };
     }
   };
 
@@ -407,7 +448,7 @@ class channel {
     bool await_ready() { return this->ready_with(sink()); }
     bool await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
     std::vector<T> await_resume() {
-      this->on_resume([this](guard& g) { drain(g); });
+      this->on_resume([this](detail::affinity_guard& g) { drain(g); });
       if (this->slot) {  // rendezvous hand-off
         out_.push_back(std::move(*this->slot));
         this->slot.reset();
@@ -418,11 +459,11 @@ class channel {
    private:
     friend class channel;
     recv_many_awaiter(channel& c, std::size_t max) : recv_base(c), max_(max) {}
-    void drain(guard& g) {
+    void drain(detail::affinity_guard& g) {
       while (out_.size() < max_ && this->ch.has_unclaimed_locked()) out_.push_back(this->ch.take_locked(g));
     }
     auto sink() {
-      return [this](guard& g) {
+      return [this](detail::affinity_guard& g) {
         out_.reserve(std::min<std::size_t>(max_, 64));
         drain(g);
       };
@@ -471,17 +512,19 @@ class channel {
           return result_;
       }
     }
-    ~send_awaiter() {
+    ~send_awaiter() { withdraw(); }
+    void withdraw() {
       if (!registered) return;
       guard g(ch_);
-      if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) {
-        --ch_.reserved_;
-        ch_.release_space_locked(g);  // the slot passes to the next sender
-      }
+      if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) --ch_.reserved_;
+      // The slot reserved for it passes to the next sender; so does free
+      // space that a sender queued behind a dead select case waits for.
+      ch_.release_space_locked(g);
     }
 
    private:
     friend class channel;
+    template <class> friend class detail::select_send_state;
     send_awaiter(channel& c, T&& v) : ch_(c), value_(std::move(v)) {}
     send_awaiter(const send_awaiter&) = delete;
     channel& ch_;
@@ -587,7 +630,7 @@ class channel {
     reserve_awaiter(const reserve_awaiter&) = delete;
     bool try_reserve() {
       if (ch_.closed_) return true;
-      if (ch_.senders_.empty() && ch_.buf_.size() + ch_.reserved_ < ch_.buf_.capacity()) {
+      if (!ch_.senders_waiting_locked() && ch_.buf_.size() + ch_.reserved_ < ch_.buf_.capacity()) {
         ++ch_.reserved_;
         got_ = true;
         return true;

@@ -15,3 +15,4 @@
 #include <ringflow/operators.hpp>
 #include <ringflow/hot_source.hpp>
 #include <ringflow/processor.hpp>
+#include <ringflow/select.hpp>

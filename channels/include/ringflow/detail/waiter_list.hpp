@@ -2,6 +2,7 @@
 // awaiters (in the waiting coroutine's frame): queueing never allocates.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 
 #include <ringflow/detail/worker.hpp>
@@ -16,6 +17,18 @@ enum class wait_state : unsigned char {
   handed,    // rendezvous: the value moved between the two sides, resume queued
 };
 
+// Shared by the cases of one select(): the first case to fire wins, every
+// other case of that select is then dead wherever it is queued. A waker that
+// pops a node with a select_core must win it first (try_win) or skip it.
+struct select_core {
+  std::atomic<int> winner{-1};
+  bool try_win(unsigned index) noexcept {
+    int none = -1;
+    return winner.compare_exchange_strong(none, static_cast<int>(index), std::memory_order_acq_rel);
+  }
+  bool decided() const noexcept { return winner.load(std::memory_order_acquire) >= 0; }
+};
+
 struct waiter_node {
   waiter_node* prev = nullptr;
   waiter_node* next = nullptr;
@@ -26,6 +39,9 @@ struct waiter_node {
   // A destructor tests this one (no lock needed) before it locks to look at
   // `state`, which another worker may be writing at that moment.
   bool registered = false;
+  // Set for the cases of a select(); null for ordinary waiters.
+  select_core* sel = nullptr;
+  unsigned sel_index = 0;
 };
 
 class waiter_list {

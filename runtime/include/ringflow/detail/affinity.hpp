@@ -26,10 +26,18 @@ class affinity {
  public:
   // True when the caller must take the object's lock.
   bool needs_lock() noexcept {
-    std::uint32_t o = owner_.load(std::memory_order_relaxed);
+    // acquire: a thread that finds the object shared must see every write the
+    // last lock-free owner made before it let go (free on x86).
+    std::uint32_t o = owner_.load(std::memory_order_acquire);
     if (o == tls_worker_id) return false;
     if (o == shared_owner) return true;
     return acquire_slow();
+  }
+  // Switches to the locked mode for good. select() locks several objects at
+  // once and must not be asked to hand one over while it holds another.
+  // Call it while holding none of this object's state.
+  void make_shared() noexcept {
+    if (!needs_lock()) owner_.store(shared_owner, std::memory_order_release);
   }
   bool is_shared() const noexcept { return owner_.load(std::memory_order_acquire) == shared_owner; }
 
