@@ -54,6 +54,7 @@
 // awaiters so a buffered hand-off costs no calls.
 #define RINGFLOW_HOT [[gnu::always_inline]] inline
 #define RINGFLOW_LAMBDA_HOT __attribute__((always_inline))
+#define RINGFLOW_COLD [[gnu::noinline]]
 
 namespace ringflow {
 
@@ -238,6 +239,18 @@ class channel {
 
   // Applies the policy to an offered value. On `full` the value is untouched.
   RINGFLOW_HOT send_status offer_locked(detail::affinity_guard& g, T& v, std::optional<T>& discarded) {
+    if (fast_push_locked(g, v)) return send_status::sent;
+    return offer_slow_locked(g, v, discarded);
+  }
+
+  // The common case: room in the buffer and nobody queued ahead.
+  RINGFLOW_HOT bool fast_push_locked(detail::affinity_guard& g, T& v) {
+    if (closed_ || buf_.size() + reserved_ >= buf_.capacity() || !senders_.empty()) return false;
+    push_locked(g, std::move(v));
+    return true;
+  }
+
+  RINGFLOW_COLD send_status offer_slow_locked(detail::affinity_guard& g, T& v, std::optional<T>& discarded) {
     if (closed_) return send_status::closed;
     if (rendezvous()) {
       if (!live_front_locked(receivers_)) return send_status::full;
@@ -284,6 +297,9 @@ class channel {
 
   // A value nobody has claimed is ready: give the first waiting receiver the claim.
   RINGFLOW_HOT void notify_receiver_locked(detail::affinity_guard& g) {
+    if (!receivers_.empty()) notify_receiver_slow_locked(g);
+  }
+  RINGFLOW_COLD void notify_receiver_slow_locked(detail::affinity_guard& g) {
     if (buf_.size() > claimed_ && live_front_locked(receivers_)) {
       ++claimed_;
       wake_locked(g, receivers_.pop_front(), detail::wait_state::notified);
@@ -292,6 +308,9 @@ class channel {
 
   // Slots are free: give the first waiting senders a reserved slot each.
   RINGFLOW_HOT void release_space_locked(detail::affinity_guard& g) {
+    if (!senders_.empty()) release_space_slow_locked(g);
+  }
+  RINGFLOW_COLD void release_space_slow_locked(detail::affinity_guard& g) {
     while (buf_.size() + reserved_ < buf_.capacity() && live_front_locked(senders_)) {
       ++reserved_;
       wake_locked(g, senders_.pop_front(), detail::wait_state::notified);
@@ -306,6 +325,9 @@ class channel {
       release_space_locked(g);
       return v;
     }
+    return take_rendezvous_locked(g);
+  }
+  RINGFLOW_COLD T take_rendezvous_locked(detail::affinity_guard& g) {
     if (!returned_.empty()) {
       T v = std::move(returned_.front());
       returned_.pop_front();
@@ -370,7 +392,7 @@ class channel {
 
     // Tries to complete without suspending; true when done.
     template <class Sink>
-    bool try_complete(detail::affinity_guard& g, Sink&& sink) {
+    RINGFLOW_HOT bool try_complete(detail::affinity_guard& g, Sink&& sink) {
       if (ch.has_unclaimed_locked()) {
         sink(g);
         return true;
@@ -378,7 +400,7 @@ class channel {
       return ch.closed_;
     }
     template <class Sink>
-    bool ready_with(Sink&& sink) {
+    RINGFLOW_HOT bool ready_with(Sink&& sink) {
       guard g(ch);
       return try_complete(g, sink);
     }
@@ -391,8 +413,12 @@ class channel {
     }
     // Resumed by a notification: the claimed value is ours.
     template <class Sink>
-    void on_resume(Sink&& sink) {
+    RINGFLOW_HOT void on_resume(Sink&& sink) {
       if (!registered) return;  // completed without suspending
+      on_resume_slow(sink);
+    }
+    template <class Sink>
+    RINGFLOW_COLD void on_resume_slow(Sink& sink) {
       registered = false;
       guard g(ch);
       detail::wait_state s = std::exchange(state, detail::wait_state::idle);
@@ -407,9 +433,11 @@ class channel {
         sink(g);
       }
     }
-    ~recv_base() { withdraw(); }
+    RINGFLOW_HOT ~recv_base() {
+      if (registered) withdraw();
+    }
     // Leaves the channel for good; what was claimed for it passes on.
-    void withdraw() {
+    RINGFLOW_COLD void withdraw() {
       if (!registered) return;
       guard g(ch);
       if (state == detail::wait_state::handed) ch.cancel_handed_locked(g, this);
@@ -424,9 +452,9 @@ class channel {
  public:
   class [[nodiscard]] recv_awaiter : recv_base {
    public:
-    bool await_ready() { return this->ready_with(sink()); }
+    RINGFLOW_HOT bool await_ready() { return this->ready_with(sink()); }
     bool await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
-    std::optional<T> await_resume() {
+    RINGFLOW_HOT std::optional<T> await_resume() {
       this->on_resume(sink());
       // Field by field: copying the optional whole reads 16 bytes just written
       // as 8 + 1, which stalls store forwarding on the hot path.
@@ -476,25 +504,47 @@ class channel {
 
   class [[nodiscard]] send_awaiter : detail::waiter_node {
    public:
-    bool await_ready() {
+    // Only the common case here (room, nobody queued ahead); everything else
+    // (a full buffer, a policy, closed, rendezvous) is decided once, in
+    // await_suspend, under the same lock as the enqueue.
+    RINGFLOW_HOT bool await_ready() {
+      guard g(ch_);
+      if (!ch_.fast_push_locked(g, value_)) return false;
+      result_ = send_status::sent;
+      return true;
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
       std::optional<T> discarded;
       {
         guard g(ch_);
         result_ = ch_.offer_locked(g, value_, discarded);
+        if (result_ == send_status::full) {
+          ch_.enqueue_locked(this, ch_.senders_, h);
+          ++ch_.stats_.blocked_sends;
+          return true;
+        }
       }
       ch_.report_drop(discarded);
-      return result_ != send_status::full;
+      return false;
     }
-    bool await_suspend(std::coroutine_handle<> h) {
+    RINGFLOW_HOT send_status await_resume() {
+      if (!registered) return result_;  // completed in await_ready
+      return resume_slow();
+    }
+    RINGFLOW_HOT ~send_awaiter() {
+      if (registered) withdraw();
+    }
+    RINGFLOW_COLD void withdraw() {
+      if (!registered) return;
       guard g(ch_);
-      std::optional<T> none;
-      result_ = ch_.offer_locked(g, value_, none);  // block policy: nothing is discarded
-      if (result_ != send_status::full) return false;
-      ch_.enqueue_locked(this, ch_.senders_, h);
-      ++ch_.stats_.blocked_sends;
-      return true;
+      if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) --ch_.reserved_;
+      // The slot reserved for it passes to the next sender; so does free
+      // space that a sender queued behind a dead select case waits for.
+      ch_.release_space_locked(g);
     }
-    send_status await_resume() {
+
+   private:
+    RINGFLOW_COLD send_status resume_slow() {
       registered = false;
       switch (std::exchange(state, detail::wait_state::idle)) {
         case detail::wait_state::notified: {
@@ -512,17 +562,6 @@ class channel {
           return result_;
       }
     }
-    ~send_awaiter() { withdraw(); }
-    void withdraw() {
-      if (!registered) return;
-      guard g(ch_);
-      if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) --ch_.reserved_;
-      // The slot reserved for it passes to the next sender; so does free
-      // space that a sender queued behind a dead select case waits for.
-      ch_.release_space_locked(g);
-    }
-
-   private:
     friend class channel;
     template <class> friend class detail::select_send_state;
     send_awaiter(channel& c, T&& v) : ch_(c), value_(std::move(v)) {}

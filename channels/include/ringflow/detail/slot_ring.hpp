@@ -27,18 +27,23 @@ class slot_ring {
   bool full() const noexcept { return size_ == cap_; }
 
   // Preconditions: !full() for push_back, !empty() for the rest.
+  // The indices are read into locals first: a T may alias size_t, and a
+  // reload of size_ after the store into the slot costs a stall.
   void push_back(T&& v) {
-    std::size_t i = head_ + size_;
+    const std::size_t n = size_;
+    std::size_t i = head_ + n;
     if (i >= cap_) i -= cap_;
     std::construct_at(data_ + i, std::move(v));
-    ++size_;
+    size_ = n + 1;
   }
   T pop_front() {
-    T* p = data_ + head_;
+    const std::size_t h = head_;
+    const std::size_t n = size_;
+    T* p = data_ + h;
     T v = std::move(*p);
     std::destroy_at(p);
-    if (++head_ == cap_) head_ = 0;
-    --size_;
+    head_ = h + 1 == cap_ ? 0 : h + 1;
+    size_ = n - 1;
     return v;
   }
   T& back() noexcept {
