@@ -16,3 +16,4 @@
 #include <ringflow/hot_source.hpp>
 #include <ringflow/processor.hpp>
 #include <ringflow/select.hpp>
+#include <ringflow/work_queue.hpp>
