@@ -227,6 +227,8 @@ void worker::cancel_and_wait(completion& c) {
 void worker::run_ready(unsigned budget) {
   while (budget-- && !ready_.empty()) {
     std::coroutine_handle<> h = ready_.pop();
+    // Each task resumed here may hand over to up to this many more directly.
+    transfer_budget_ = 32;
     if (h) h.resume();
   }
 }

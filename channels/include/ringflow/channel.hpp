@@ -404,12 +404,13 @@ class channel {
       guard g(ch);
       return try_complete(g, sink);
     }
+    // Returns h to go on at once, else the task to transfer to.
     template <class Sink>
-    bool suspend_with(std::coroutine_handle<> h, Sink&& sink) {
+    std::coroutine_handle<> suspend_with(std::coroutine_handle<> h, Sink&& sink) {
       guard g(ch);
-      if (try_complete(g, sink)) return false;
+      if (try_complete(g, sink)) return h;
       ch.enqueue_locked(this, ch.receivers_, h);
-      return true;
+      return detail::tls_worker->next_ready_for_transfer();
     }
     // Resumed by a notification: the claimed value is ours.
     template <class Sink>
@@ -453,7 +454,7 @@ class channel {
   class [[nodiscard]] recv_awaiter : recv_base {
    public:
     RINGFLOW_HOT bool await_ready() { return this->ready_with(sink()); }
-    bool await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
     RINGFLOW_HOT std::optional<T> await_resume() {
       this->on_resume(sink());
       // Field by field: copying the optional whole reads 16 bytes just written
@@ -474,7 +475,7 @@ class channel {
   class [[nodiscard]] recv_many_awaiter : recv_base {
    public:
     bool await_ready() { return this->ready_with(sink()); }
-    bool await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
     std::vector<T> await_resume() {
       this->on_resume([this](detail::affinity_guard& g) { drain(g); });
       if (this->slot) {  // rendezvous hand-off
@@ -513,7 +514,7 @@ class channel {
       result_ = send_status::sent;
       return true;
     }
-    bool await_suspend(std::coroutine_handle<> h) {
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
       std::optional<T> discarded;
       {
         guard g(ch_);
@@ -521,11 +522,11 @@ class channel {
         if (result_ == send_status::full) {
           ch_.enqueue_locked(this, ch_.senders_, h);
           ++ch_.stats_.blocked_sends;
-          return true;
+          return detail::tls_worker->next_ready_for_transfer();
         }
       }
       ch_.report_drop(discarded);
-      return false;
+      return h;
     }
     RINGFLOW_HOT send_status await_resume() {
       if (!registered) return result_;  // completed in await_ready

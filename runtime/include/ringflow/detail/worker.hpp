@@ -60,6 +60,17 @@ class worker {
       wake();
     }
   }
+  // Own thread only. For an await_suspend that just parked its task: the next
+  // ready task, to resume by symmetric transfer instead of a return to the
+  // loop; a noop handle when none is ready or the chain is long enough (the
+  // loop must still get to reap completions).
+  std::coroutine_handle<> next_ready_for_transfer() noexcept {
+    while (transfer_budget_ && !ready_.empty()) {
+      --transfer_budget_;
+      if (std::coroutine_handle<> h = ready_.pop()) return h;
+    }
+    return std::noop_coroutine();
+  }
   // Own thread only: withdraws a queued resumption of a frame that is being
   // destroyed, from the ready queue and from the inbox.
   void unschedule(std::coroutine_handle<> h);
@@ -124,6 +135,7 @@ class worker {
   std::uint32_t in_flight_ = 0;  // operations whose CQE we still expect (not the eventfd read)
 
   ready_queue ready_;
+  unsigned transfer_budget_ = 0;
   std::vector<cqe_record> backlog_;
   std::size_t backlog_pos_ = 0;
   root_link roots_;  // sentinel of a circular list
