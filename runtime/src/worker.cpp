@@ -305,7 +305,9 @@ void worker::run() {
     if (remote_pending_.load(std::memory_order_relaxed)) drain_remote();
     if (revoke_pending_.load(std::memory_order_relaxed)) process_revokes();
     run_ready(budget);
-    if (ready_.empty()) {
+    // A cancel_and_wait() run by a task may have collected others' CQEs into
+    // the backlog: dispatch those before sleeping.
+    if (ready_.empty() && backlog_pos_ == backlog_.size()) {
       wait_in_kernel();
     } else if (io_uring_sq_ready(&ring_) || in_flight_) {
       // Busy: one non-blocking enter per turn submits the batch and lets

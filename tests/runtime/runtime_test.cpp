@@ -306,3 +306,37 @@ TEST_CASE("runtime: spawn from a foreign thread and detached tasks finish") {
   h.wait();
   REQUIRE(done.load() == 400);
 }
+
+namespace {
+
+ringflow::task<void> sleep_1ms() { co_await ringflow::sleep_for(std::chrono::milliseconds(1)); }
+ringflow::task<int> immediate_one() { co_return 1; }
+
+// Runs from the ready queue (not from the completion loop) while another
+// task's timer CQE sits in the CQ, then cancels a timer of its own: the
+// cancel_and_wait collects that CQE into the worker's backlog.
+ringflow::task<void> cancel_while_a_cqe_waits() {
+  co_await ringflow::sleep_for(std::chrono::microseconds(100));  // the other timer is submitted
+  co_await ringflow::yield();
+  // Busy on purpose (not a sleep to synchronise): it lets the 1 ms timer
+  // expire while this task holds the worker.
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(3);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+  auto v = co_await ringflow::timeout(std::chrono::seconds(1), immediate_one());
+  REQUIRE(v == 1);
+}
+
+}  // namespace
+
+// Bug: the worker went to sleep with completions still in its backlog, so
+// the task owning one of them never woke (this test hung before the fix).
+TEST_CASE("runtime: completions collected by a task's cancel are dispatched before the worker sleeps") {
+  ringflow::runtime rt({.threads = 1});
+  rt.block_on([]() -> task<void> {
+    auto a = ringflow::spawn_local(sleep_1ms());
+    auto b = ringflow::spawn_local(cancel_while_a_cqe_waits());
+    co_await std::move(b);
+    co_await std::move(a);
+  }());
+}

@@ -17,3 +17,5 @@
 #include <ringflow/processor.hpp>
 #include <ringflow/select.hpp>
 #include <ringflow/work_queue.hpp>
+#include <ringflow/rate_limiter.hpp>
+#include <ringflow/circuit_breaker.hpp>
