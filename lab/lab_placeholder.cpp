@@ -1,1 +1,0 @@
-namespace ringflow::lab { int placeholder = 0; }

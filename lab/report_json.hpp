@@ -1,0 +1,20 @@
+// --json: one JSON document with the options used and an object per
+// (scenario, strategy) run holding every metric.
+//
+//   {"tool": "ringflow-lab", "version": 1,
+//    "options": {"scenarios": [...], "strategies": [...], "duration_s": 1, "rate": 10000, ...},
+//    "timing": {"item_cost_us": 100, "producer_tick_us": 100}, "wall_s": 20.4,
+//    "runs": [{"scenario": "overload", "strategy": "block", "offered": 10250, ...}, ...]}
+//
+// Times are in seconds unless the key says otherwise (_us, _pct, _kib).
+#pragma once
+
+#include <string>
+
+#include "metrics.hpp"
+
+namespace ringflow::lab {
+
+std::string render_json(const results& r);
+
+}  // namespace ringflow::lab

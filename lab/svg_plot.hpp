@@ -1,0 +1,17 @@
+// --plot FILE.svg: per scenario, the buffer depth and the latency of every
+// strategy over time (one colour per strategy), then a one-glance summary:
+// for every run, bars for the values lost, the producer's suspended share,
+// p99 latency, buffer high-water, staleness and peak RSS growth.
+#pragma once
+
+#include <string>
+
+#include "metrics.hpp"
+
+namespace ringflow::lab {
+
+std::string render_svg(const results& r);
+// Writes render_svg(r) to path; std::runtime_error naming the path on failure.
+void write_svg(const results& r, const std::string& path);
+
+}  // namespace ringflow::lab
