@@ -15,6 +15,8 @@
 
 #include "../support/counters.hpp"
 
+#include "../support/manual_clock.hpp"
+
 using namespace std::chrono_literals;
 using ringflow::breaker_options;
 using ringflow::breaker_state;
@@ -26,16 +28,7 @@ using ringflow::task;
 
 namespace {
 
-struct manual_clock {
-  std::atomic<std::int64_t> ns{0};
-  std::chrono::steady_clock::time_point now() const {
-    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns.load()));
-  }
-  void advance(std::chrono::nanoseconds d) { ns += d.count(); }
-  std::function<std::chrono::steady_clock::time_point()> fn() {
-    return [this] { return now(); };
-  }
-};
+using test_support::manual_clock;
 
 struct downstream_error : std::runtime_error {
   int code;

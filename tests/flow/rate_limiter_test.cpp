@@ -13,23 +13,15 @@
 #include <ringflow/rate_limiter.hpp>
 #include <vector>
 
+#include "../support/manual_clock.hpp"
+
 using namespace std::chrono_literals;
 using ringflow::rate_limiter;
 using ringflow::task;
 
 namespace {
 
-// Time that moves only when a test says so.
-struct manual_clock {
-  std::atomic<std::int64_t> ns{0};
-  std::chrono::steady_clock::time_point now() const {
-    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns.load()));
-  }
-  void advance(std::chrono::nanoseconds d) { ns += d.count(); }
-  rate_limiter::clock_function fn() {
-    return [this] { return now(); };
-  }
-};
+using test_support::manual_clock;
 
 task<void> acquire_logged(rate_limiter* lim, std::uint64_t n, int id, std::vector<int>* log) {
   co_await lim->acquire(n);
