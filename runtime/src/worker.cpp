@@ -97,6 +97,10 @@ bool worker::push_remote(std::coroutine_handle<> h, root_link* unstarted_root) {
   remote_.push_back({h, unstarted_root});
   remote_pending_.store(true, std::memory_order_seq_cst);
   remote_lock_.unlock();
+  // A worker that is awake (or still spinning before it sleeps) needs no
+  // wake: a plain load spares an atomic write to its cache line on the hot
+  // cross-worker hand-off. The seq_cst store above orders it as before.
+  if (!sleeping_.load(std::memory_order_seq_cst)) return false;
   return sleeping_.exchange(false, std::memory_order_seq_cst);
 }
 
