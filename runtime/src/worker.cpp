@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include <ringflow/detail/affinity.hpp>
+#include <ringflow/detail/buffer_ring.hpp>
 #include <ringflow/detail/runtime_core.hpp>
 #include "worker_registry.hpp"
 
@@ -61,6 +62,9 @@ worker::worker(runtime_core& rt, unsigned index, unsigned ring_entries, std::int
     has_msg_ring_ = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) && !std::getenv("RINGFLOW_NO_MSG_RING");
     io_uring_free_probe(probe);
   }
+  // Probed here, on the ring's own thread (SINGLE_ISSUER); null means
+  // tcp_stream reads with single-shot receives.
+  recv_buffers_ = buffer_ring::create(ring_);
   eventfd_ = ::eventfd(0, EFD_CLOEXEC);
   if (eventfd_ < 0) {
     int e = errno;
@@ -327,6 +331,7 @@ void worker::destroy_everything() {
   // withdraw from this ring. Queued resumptions die with them.
   drain_remote();
   ready_.clear();
+  if (recv_buffers_) shut_down_recv_buffers();
   while (roots_.next != &roots_) {
     root_link* r = roots_.next;
     drop_root(r);
@@ -341,6 +346,31 @@ void worker::destroy_everything() {
   remote_.clear();
   remote_lock_.unlock();
   process_revokes();
+}
+
+// Before any frame goes: the multishot receives still armed on this ring
+// belong to streams that outlive the runtime, or were dropped by another
+// thread. End them while the ring can still deliver their last completions
+// (whose bytes go to the streams), so no kernel operation refers to the
+// buffers once they are freed, and no state keeps pointing into them. Only
+// their own completions are dispatched here; any other CQE stays in the
+// backlog for the cancel_and_wait() of its owner's destructor.
+void worker::shut_down_recv_buffers() {
+  recv_buffers_->cancel_all(*this);
+  for (;;) {
+    for (std::size_t i = backlog_pos_; i < backlog_.size(); ++i) {
+      if (recv_buffers_->owns(backlog_[i].user_data)) {
+        cqe_record rec = backlog_[i];
+        backlog_[i].user_data = tag_ignore;
+        dispatch(rec);
+      }
+    }
+    if (!recv_buffers_->any_armed()) break;
+    int r = io_uring_submit_and_wait(&ring_, 1);
+    if (r < 0 && r != -EINTR && r != -ETIME && r != -EAGAIN && r != -EBUSY) break;  // the ring is broken: nothing will come
+    collect_cqes();
+  }
+  recv_buffers_->detach_all();
 }
 
 // ---- ownership revocation -------------------------------------------------------

@@ -14,6 +14,8 @@
 // concurrent reads (or two concurrent writes) on one stream interleave
 // unpredictably. Do not move, close or destroy a stream or a listener while
 // one of its operations is pending in another task: cancel that task first.
+// A stream may outlive the runtime it was read on: bytes its receive had
+// queued stay in the stream for the next read, on any runtime.
 //
 // Errors: misuse and bad arguments throw std::invalid_argument (an empty host,
 // port 0 for connect, a negative backlog) or std::logic_error (a closed
@@ -42,6 +44,7 @@ namespace ringflow {
 
 namespace detail {
 struct accept_state;
+struct recv_state;
 struct tcp_stream_access;
 }  // namespace detail
 
@@ -69,16 +72,35 @@ class tcp_stream {
   // kernel to let go of it, and closes the half-made socket.
   static task<tcp_stream> connect(std::string_view host, std::uint16_t port);
 
-  // Receives up to buf.size() bytes (IORING_OP_RECV); suspends until at least
-  // one byte arrived. Returns 0 at end of stream (the peer shut down its
-  // writing side), and 0 at once for an empty buf. Throws std::system_error
-  // (e.g. ECONNRESET), std::logic_error on a closed stream. buf must stay
-  // alive until the task finished or was cancelled.
+  // Receives up to buf.size() bytes; suspends until at least one byte
+  // arrived. Returns 0 at end of stream (the peer shut down its writing
+  // side), and 0 at once for an empty buf. Throws std::system_error (e.g.
+  // ECONNRESET), std::logic_error on a closed stream or outside a runtime.
+  // buf must stay alive until the task finished or was cancelled.
+  //
+  // How: where the kernel has them (Linux 6.0+), a read arms one multishot
+  // receive (IORING_RECV_MULTISHOT) into the worker's ring of provided
+  // buffers, and it stays armed across reads: a stream read in a loop costs
+  // a completion per arrival and a copy, and no submission per read. Bytes
+  // that arrive while no read waits stay queued, at most 64 KiB (plus the
+  // rest of a 4 KiB buffer) per stream: at that cap the receive stops (the
+  // kernel's own length cap on 6.17+, a cancel before) and only a read that
+  // drained the queue re-arms it, so a reader that stops reading still
+  // closes the TCP window. When the ring runs dry (many connections holding
+  // unread bytes), a read falls back to a single-shot IORING_OP_RECV into
+  // buf, which is the only path on older kernels or when the environment
+  // variable RINGFLOW_NO_MULTISHOT_RECV is set when the runtime starts.
+  // Reads from tasks on different workers work: a read on another worker
+  // first has the previous one cancel its receive and hand the queued bytes
+  // over (a task spawned there: a cross-worker round trip), so a stream
+  // whose reads stay on one worker is the fast case.
+  //
   // Cancel safety: cancelling a read (e.g. ringflow::timeout destroying it)
-  // cancels the receive and waits for its final completion, so the kernel
-  // never writes into a freed buffer. Nothing is lost: if the receive had
-  // already taken bytes off the socket when the cancel arrived, they are kept
-  // in the stream and returned first by the next read.
+  // loses nothing. The multishot receive writes only into the worker's
+  // ring; it stays armed and what it brings stays queued for the next read.
+  // A single-shot receive is cancelled and its final completion awaited, so
+  // the kernel never writes into a freed buffer, and bytes it had already
+  // taken off the socket are kept in the stream and returned first.
   task<std::size_t> read(std::span<std::byte> buf);
 
   // Sends all of data (IORING_OP_SEND with MSG_NOSIGNAL, looping over short
@@ -96,14 +118,19 @@ class tcp_stream {
   // Throws std::system_error (e.g. ENOTCONN), std::logic_error when closed.
   void shutdown_write();
   // Closes the socket now (idempotent). Pending operations of other tasks
-  // are not interrupted by it: cancel them first.
+  // are not interrupted by it: cancel them first. Unread bytes are dropped;
+  // an armed multishot receive is cancelled on its worker (asynchronously
+  // when called from another thread).
   void close() noexcept;
 
   // TCP_NODELAY: disables Nagle's algorithm. Throws like shutdown_write().
   void set_nodelay(bool on);
   int native_handle() const noexcept { return fd_; }
   bool is_open() const noexcept { return fd_ >= 0; }
-  // Gives up ownership of the socket (the stream is then closed).
+  // Gives up ownership of the socket (the stream is then closed). Bytes the
+  // stream had received but not returned are dropped; called from another
+  // thread than the stream's reading worker, the armed receive may still
+  // take bytes off the socket until that worker has cancelled it.
   int release() noexcept;
   // The local and the peer's port (std::system_error when unavailable).
   std::uint16_t local_port() const;
@@ -112,9 +139,9 @@ class tcp_stream {
  private:
   friend struct detail::tcp_stream_access;
   int fd_ = -1;
-  // Bytes a cancelled read had already received; handed out first.
-  std::vector<std::byte> unread_;
-  std::size_t unread_pos_ = 0;
+  // The receive side, made by the first read: the multishot receive and its
+  // queue, and bytes kept by cancelled reads (detail/buffer_ring.hpp).
+  detail::recv_state* rs_ = nullptr;
 };
 
 class tcp_listener {

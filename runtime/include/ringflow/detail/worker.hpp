@@ -11,6 +11,7 @@
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <ringflow/detail/completion.hpp>
@@ -21,6 +22,7 @@ namespace ringflow::detail {
 
 class worker;
 class runtime_core;
+class buffer_ring;
 
 // The worker running on this thread (null outside a runtime), and its id
 // (0 outside a runtime); kept apart so hot paths read one word.
@@ -94,6 +96,11 @@ class worker {
   void submit_now();
   io_uring* ring() noexcept { return &ring_; }
   bool has_msg_ring() const noexcept { return has_msg_ring_; }
+  // Own thread only. The provided-buffer ring that tcp_stream reads through
+  // with multishot receives (detail/buffer_ring.hpp); null when the kernel
+  // lacks them or RINGFLOW_NO_MULTISHOT_RECV was set when the worker started.
+  buffer_ring* recv_buffers() noexcept { return recv_buffers_.get(); }
+  bool has_multishot_recv() const noexcept { return recv_buffers_ != nullptr; }
 
   // ---- ownership of single-worker objects (see affinity.hpp) -------------
   void request_revoke(std::atomic<std::uint32_t>* owner);
@@ -122,6 +129,7 @@ class worker {
   void arm_eventfd();
   void collect_cqes();
   void wait_in_kernel();
+  void shut_down_recv_buffers();
 
   runtime_core& rt_;
   unsigned index_;
@@ -129,6 +137,7 @@ class worker {
   io_uring ring_{};
   bool ring_ready_ = false;
   bool has_msg_ring_ = false;
+  std::unique_ptr<buffer_ring> recv_buffers_;  // after ring_: freed once the ring is gone
   int eventfd_ = -1;
   std::uint64_t eventfd_buf_ = 0;
   std::int64_t idle_spin_ns_;
