@@ -90,22 +90,25 @@ void drop_state(recv_state* st) noexcept {
   st->release();
 }
 
-// Suspends a leave task until the armed receive's final completion.
-class final_wait {
+// Parks a task in one of recv_state's wake slots (Slot) until on_cqe queues
+// its resumption. UntilDisarmed: ready at once when no receive is armed.
+// Cancelled: the slot is cleared, or the queued resumption withdrawn.
+template <std::coroutine_handle<> recv_state::*Slot, bool UntilDisarmed>
+class slot_wait {
  public:
-  final_wait(recv_state* st, worker* w) noexcept : st_(st), w_(w) {}
-  final_wait(const final_wait&) = delete;
-  final_wait& operator=(const final_wait&) = delete;
-  bool await_ready() const noexcept { return !st_->armed(); }
+  slot_wait(recv_state* st, worker* w) noexcept : st_(st), w_(w) {}
+  slot_wait(const slot_wait&) = delete;
+  slot_wait& operator=(const slot_wait&) = delete;
+  bool await_ready() const noexcept { return UntilDisarmed && !st_->armed(); }
   void await_suspend(std::coroutine_handle<> h) noexcept {
     h_ = h;
-    st_->finisher = h;
+    st_->*Slot = h;
   }
   void await_resume() noexcept { h_ = {}; }
-  ~final_wait() {
+  ~slot_wait() {
     if (!h_) return;
-    if (st_->finisher == h_) {
-      st_->finisher = {};
+    if (st_->*Slot == h_) {
+      st_->*Slot = {};
     } else {
       w_->unschedule(h_);  // on_cqe had queued it
     }
@@ -116,6 +119,9 @@ class final_wait {
   worker* w_;
   std::coroutine_handle<> h_{};
 };
+
+// Suspends a leave task until the armed receive's final completion.
+using final_wait = slot_wait<&recv_state::finisher, true>;
 
 // Runs on the owner for a read that moved to another worker: ends the
 // receive and moves the queued bytes into the spill, detaching the state.
@@ -184,33 +190,9 @@ class busy_guard {
 };
 
 // A read waiting for the multishot receive: on_cqe queues its resumption
-// when bytes, an end or a refusal arrive.
-class recv_wait {
- public:
-  recv_wait(recv_state* st, worker* w) noexcept : st_(st), w_(w) {}
-  recv_wait(const recv_wait&) = delete;
-  recv_wait& operator=(const recv_wait&) = delete;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    h_ = h;
-    st_->reader = h;
-  }
-  void await_resume() noexcept { h_ = {}; }
-  // Cancelled: the receive stays armed; what it brings stays queued.
-  ~recv_wait() {
-    if (!h_) return;
-    if (st_->reader == h_) {
-      st_->reader = {};
-    } else {
-      w_->unschedule(h_);  // on_cqe had queued it
-    }
-  }
-
- private:
-  recv_state* st_;
-  worker* w_;
-  std::coroutine_handle<> h_{};
-};
+// when bytes, an end or a refusal arrive. Cancelled, the receive stays
+// armed and what it brings stays queued.
+using recv_wait = slot_wait<&recv_state::reader, false>;
 
 [[noreturn]] void throw_errno(int err, const char* what) { throw std::system_error(err, std::system_category(), what); }
 
