@@ -62,8 +62,11 @@ struct run_result {
   std::uint64_t allocs;
 };
 
-// senders -> receivers over one channel; task i goes to worker i % workers.
-run_result ringflow_mpmc(unsigned workers, std::size_t cap, std::uint64_t items, unsigned senders, unsigned receivers) {
+// senders -> receivers over one channel; task i goes to worker i % workers,
+// or, colocated, every task to the last worker (what Go's runnext and Tokio's
+// LIFO slot arrive at by themselves: the woken task runs on the waker's thread).
+run_result ringflow_mpmc(unsigned workers, std::size_t cap, std::uint64_t items, unsigned senders, unsigned receivers,
+                         bool colocated = false) {
   ringflow::runtime rt({.threads = workers});
   channel<std::uint64_t> ch(cap);
   std::uint64_t per = items / senders;
@@ -71,21 +74,21 @@ run_result ringflow_mpmc(unsigned workers, std::size_t cap, std::uint64_t items,
   auto t0 = clock_type::now();
   std::uint64_t sum = rt.block_on([](ringflow::runtime* rt, channel<std::uint64_t>* ch, unsigned workers,
                                      unsigned senders, unsigned receivers, std::uint64_t per, std::uint64_t* a0,
-                                     std::uint64_t* a1) -> task<std::uint64_t> {
+                                     std::uint64_t* a1, bool colocated) -> task<std::uint64_t> {
     std::vector<ringflow::join_handle<std::uint64_t>> rs;
     std::vector<ringflow::join_handle<void>> ps;
     rs.reserve(receivers);
     ps.reserve(senders);
-    for (unsigned r = 0; r < receivers; ++r) rs.push_back(rt->spawn_on((r + 1) % workers, consume(ch)));
+    for (unsigned r = 0; r < receivers; ++r) rs.push_back(rt->spawn_on(colocated ? workers - 1 : (r + 1) % workers, consume(ch)));
     *a0 = g_allocs.load();
-    for (unsigned s = 0; s < senders; ++s) ps.push_back(rt->spawn_on(s % workers, produce(ch, s * per, per)));
+    for (unsigned s = 0; s < senders; ++s) ps.push_back(rt->spawn_on(colocated ? workers - 1 : s % workers, produce(ch, s * per, per)));
     for (auto& p : ps) co_await std::move(p);
     *a1 = g_allocs.load();
     ch->close();
     std::uint64_t total = 0;
     for (auto& r : rs) total += co_await std::move(r);
     co_return total;
-  }(&rt, &ch, workers, senders, receivers, per, &allocs0, &allocs1));
+  }(&rt, &ch, workers, senders, receivers, per, &allocs0, &allocs1, colocated));
   double ns = ns_since(t0);
   std::uint64_t n = per * senders;
   if (sum != n * (n - 1) / 2) {
@@ -102,14 +105,15 @@ task<void> pong(channel<std::uint64_t>* in, channel<std::uint64_t>* out) {
   out->close();
 }
 
-run_result ringflow_pingpong(unsigned workers, std::uint64_t rounds) {
+// colocated: pong on the pinging task's worker (block_on's, worker 0).
+run_result ringflow_pingpong(unsigned workers, std::uint64_t rounds, bool colocated = false) {
   ringflow::runtime rt({.threads = workers});
   channel<std::uint64_t> a(1), b(1);
   std::uint64_t allocs = 0;
   auto t0 = clock_type::now();
   rt.block_on([](ringflow::runtime* rt, channel<std::uint64_t>* a, channel<std::uint64_t>* b, unsigned workers,
-                 std::uint64_t rounds, std::uint64_t* allocs) -> task<void> {
-    auto p = rt->spawn_on(workers > 1 ? 1 : 0, pong(a, b));
+                 std::uint64_t rounds, std::uint64_t* allocs, bool colocated) -> task<void> {
+    auto p = rt->spawn_on(workers > 1 && !colocated ? 1 : 0, pong(a, b));
     std::uint64_t a0 = g_allocs.load();
     std::uint64_t v = 0;
     for (std::uint64_t i = 0; i < rounds; ++i) {
@@ -121,7 +125,7 @@ run_result ringflow_pingpong(unsigned workers, std::uint64_t rounds) {
     a->close();
     co_await std::move(p);
     if (v != rounds) std::exit(1);
-  }(&rt, &a, &b, workers, rounds, &allocs));
+  }(&rt, &a, &b, workers, rounds, &allocs, colocated));
   return {ns_since(t0) / double(rounds), allocs};
 }
 
@@ -266,6 +270,28 @@ int main(int argc, char** argv) {
       allocs = std::max(allocs, res.allocs);
     }
     emit("ringflow", "pingpong", workers, 1, runs, "ns_per_roundtrip", std::int64_t(allocs));
+  }
+  // Two workers, both tasks placed on one of them: the placement Go and Tokio
+  // reach on their own when a send wakes a receiver (see README, "Two workers").
+  for (std::size_t cap : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
+    std::vector<double> runs;
+    std::uint64_t allocs = 0;
+    for (int r = 0; r < o.reps; ++r) {
+      auto res = ringflow_mpmc(2, cap, o.items, 1, 1, true);
+      runs.push_back(res.ns_per_item);
+      allocs = std::max(allocs, res.allocs);
+    }
+    emit("ringflow", "spsc_colocated", 2, cap, runs, "ns_per_item", std::int64_t(allocs));
+  }
+  {
+    std::vector<double> runs;
+    std::uint64_t allocs = 0;
+    for (int r = 0; r < o.reps; ++r) {
+      auto res = ringflow_pingpong(2, std::max<std::uint64_t>(o.items / 10, 10000), true);
+      runs.push_back(res.ns_per_item);
+      allocs = std::max(allocs, res.allocs);
+    }
+    emit("ringflow", "pingpong_colocated", 2, 1, runs, "ns_per_roundtrip", std::int64_t(allocs));
   }
   std::uint64_t mutex_items = std::min<std::uint64_t>(o.items, 2'000'000);  // cap 1 is slow
   for (std::size_t cap : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {

@@ -25,7 +25,7 @@ inline constexpr std::uint32_t shared_owner = 0xFFFFFFFFu;
 class affinity {
  public:
   // True when the caller must take the object's lock.
-  bool needs_lock() noexcept {
+  [[gnu::always_inline]] bool needs_lock() noexcept {
     // acquire: a thread that finds the object shared must see every write the
     // last lock-free owner made before it let go (free on x86).
     std::uint32_t o = owner_.load(std::memory_order_acquire);
@@ -50,19 +50,22 @@ class affinity {
 // until after the unlock so the critical section stays short.
 class affinity_guard {
  public:
-  affinity_guard(affinity& a, spinlock& l) noexcept : lock_(a.needs_lock() ? &l : nullptr) {
+  // Forced inline: every channel operation makes one or two of these, and at
+  // -O3 in a large translation unit g++ 12 stopped inlining them (a call and
+  // a spilled guard per operation: 1 worker, capacity 1024, 7.9 -> 10.7 ns/item).
+  [[gnu::always_inline]] affinity_guard(affinity& a, spinlock& l) noexcept : lock_(a.needs_lock() ? &l : nullptr) {
     if (lock_) lock_->lock();
   }
   affinity_guard(const affinity_guard&) = delete;
   affinity_guard& operator=(const affinity_guard&) = delete;
-  ~affinity_guard() { unlock(); }
+  [[gnu::always_inline]] ~affinity_guard() { unlock(); }
 
-  void unlock() noexcept {
+  [[gnu::always_inline]] void unlock() noexcept {
     if (lock_) {
       lock_->unlock();
       lock_ = nullptr;
     }
-    if (pending_wake_) std::exchange(pending_wake_, nullptr)->wake();
+    if (pending_wake_) wake_pending();
   }
   // Resumes h on w later: at once into the local queue, or through w's inbox
   // (pushed while still locked, so a concurrent destroy of h can withdraw it).
@@ -76,6 +79,8 @@ class affinity_guard {
   }
 
  private:
+  [[gnu::noinline]] void wake_pending() noexcept { std::exchange(pending_wake_, nullptr)->wake(); }
+
   spinlock* lock_;
   worker* pending_wake_ = nullptr;
 };

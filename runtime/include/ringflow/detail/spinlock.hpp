@@ -11,9 +11,19 @@ namespace ringflow::detail {
 
 class spinlock {
  public:
-  void lock() noexcept {
+  [[gnu::always_inline]] void lock() noexcept {
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+    lock_contended();
+  }
+  bool try_lock() noexcept {
+    return !locked_.load(std::memory_order_relaxed) &&
+           !locked_.exchange(true, std::memory_order_acquire);
+  }
+  [[gnu::always_inline]] void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  [[gnu::noinline]] void lock_contended() noexcept {
     for (;;) {
-      if (!locked_.exchange(true, std::memory_order_acquire)) return;
       int spins = 0;
       while (locked_.load(std::memory_order_relaxed)) {
         if (++spins < 64) {
@@ -22,15 +32,10 @@ class spinlock {
           std::this_thread::yield();
         }
       }
+      if (!locked_.exchange(true, std::memory_order_acquire)) return;
     }
   }
-  bool try_lock() noexcept {
-    return !locked_.load(std::memory_order_relaxed) &&
-           !locked_.exchange(true, std::memory_order_acquire);
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
- private:
   std::atomic<bool> locked_{false};
 };
 
