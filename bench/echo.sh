@@ -3,9 +3,12 @@
 # servers in bench/peers/ (C epoll, C raw liburing with and without
 # DEFER_TASKRUN, Go, Tokio current-thread), driven by examples/echo_client.
 #
-# Usage: bench/echo.sh [--quick] [--duration S] [--connections "1 50 500"] [--size B]
-#   default: 5 s per row, 1, 50 and 500 connections, 64-byte messages
-#   --quick: 50 connections only, 2 s per row
+# Usage: bench/echo.sh [--quick] [--duration S] [--rounds R] [--connections "1 50 500"] [--size B]
+#   default: 3 rounds of 3 s per row, 1, 50 and 500 connections, 64-byte messages
+#   --quick: 50 connections only, 1 round of 2 s
+# Rounds are interleaved (every server once per round, then again), and each
+# row reports the median round (by req/s; CPU per request likewise), so a
+# noisy neighbour that slows one stretch of the run hits every server alike.
 #
 # Each server runs pinned to core 0 (taskset -c 0) and the client to core 1;
 # the server's CPU time (utime+stime from /proc/PID/stat) is read before and
@@ -19,19 +22,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/bench
-duration=5
+duration=3
+rounds=3
 conns_list="1 50 500"
 size=64
 while (($#)); do
   case $1 in
-    --quick) duration=2 conns_list=50; shift ;;
+    --quick) duration=2 conns_list=50 rounds=1; shift ;;
     --duration) duration=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --connections) conns_list=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: bench/echo.sh [--quick] [--duration S] [--connections \"1 50 500\"] [--size B]" >&2; exit 2 ;;
+    *) echo "usage: bench/echo.sh [--quick] [--duration S] [--rounds R] [--connections \"1 50 500\"] [--size B]" >&2; exit 2 ;;
   esac
 done
+if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then echo "bench/echo.sh: --rounds must be a positive integer" >&2; exit 2; fi
 
 # ---- build ------------------------------------------------------------------
 if [[ ! -f $out/build.ninja ]]; then
@@ -88,14 +94,15 @@ row() {
   echo "$json}" >>"$rows"
 }
 
+for round in $(seq "$rounds"); do
 for spec in "${servers[@]}"; do
   IFS='|' read -r name bin args <<<"$spec"
   if [[ ! -x $bin ]]; then
-    echo "$name: skipped ($bin not built)" >&2
+    ((round > 1)) || echo "$name: skipped ($bin not built)" >&2
     continue
   fi
   for conns in $conns_list; do
-    echo "$name, $conns connection(s), ${duration} s..." >&2
+    echo "round $round/$rounds: $name, $conns connection(s), ${duration} s..." >&2
     # Fresh output files per row: the loop below must never read the previous
     # server's "listening" line before the shell truncated the file.
     rm -f "$tmp/server.out" "$tmp/server.err" "$tmp/client.json" "$tmp/client.err"
@@ -157,17 +164,18 @@ for spec in "${servers[@]}"; do
       "clk_tck=$clk_tck" "server_exit=$src" "loadavg_1m=$load"
   done
 done
+done
 
-python3 - "$rows" "$duration" "$size" <<'PY'
+python3 - "$rows" "$duration" "$size" "$rounds" <<'PY'
 import json, sys
 raw = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-rows = []
+per_round = []
 for r in raw:
     c = r.get("client") or {}
     out = {"server": r["server"], "connections": r["connections"]}
     if "error" in r or not c:
         out["error"] = r.get("error", "echo_client failed (status %s)" % r.get("client_status"))
-        rows.append(out)
+        per_round.append(out)
         continue
     cpu_s = r["server_ticks"] / r["clk_tck"]
     wall = c["wall_s"]
@@ -183,6 +191,40 @@ for r in raw:
         "server_exit": r["server_exit"], "clean_exit": r["server_exit"] == 0,
         "loadavg_1m": r["loadavg_1m"],
     })
+    per_round.append(out)
+    continue
+# One row per (server, connections): the median round by req/s, with the
+# median CPU per request over the rounds and every round's figures.
+rows, order = [], []
+groups = {}
+for r in per_round:
+    k = (r["server"], r["connections"])
+    if k not in groups:
+        groups[k] = []
+        order.append(k)
+    groups[k].append(r)
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+for k in order:
+    g = groups[k]
+    ok = [r for r in g if "rps" in r]
+    if not ok:
+        rows.append(g[0])
+        continue
+    ok.sort(key=lambda r: r["rps"])
+    out = dict(ok[(len(ok) - 1) // 2])
+    cpus = [r["server_cpu_us_per_req"] for r in ok if r["server_cpu_us_per_req"]]
+    if cpus:
+        out["server_cpu_us_per_req"] = round(median(cpus), 3)
+    out["rounds"] = len(g)
+    out["failed_rounds"] = len(g) - len(ok)
+    out["rounds_rps"] = [r["rps"] for r in g if "rps" in r]
+    out["rounds_cpu_us_per_req"] = [r["server_cpu_us_per_req"] for r in g if "rps" in r]
+    out["errors"] = sum(r["errors"] for r in ok)
+    out["clean_exit"] = all(r.get("clean_exit", False) for r in g)
+    out["loadavg_1m"] = max(r.get("loadavg_1m", 0) for r in g)
     rows.append(out)
 base = {r["connections"]: r for r in rows if r["server"] == "uring" and "rps" in r}
 for r in rows:
@@ -191,7 +233,7 @@ for r in rows:
         r["rps_vs_uring"] = round(r["rps"] / b["rps"], 3) if b["rps"] else None
         if r["server_cpu_us_per_req"] and b["server_cpu_us_per_req"]:
             r["cpu_per_req_vs_uring"] = round(r["server_cpu_us_per_req"] / b["server_cpu_us_per_req"], 3)
-json.dump({"bench": "echo", "size": int(sys.argv[3]), "duration_s": float(sys.argv[2]),
+json.dump({"bench": "echo", "size": int(sys.argv[3]), "duration_s": float(sys.argv[2]), "rounds": int(sys.argv[4]),
            "pinning": {"server": "taskset -c 0", "client": "taskset -c 1"}, "results": rows},
           sys.stdout, indent=1)
 print()
