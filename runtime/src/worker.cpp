@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include <ringflow/detail/affinity.hpp>
 #include <ringflow/detail/buffer_ring.hpp>
@@ -98,7 +99,12 @@ void worker::close_ring() {
 
 bool worker::push_remote(std::coroutine_handle<> h, root_link* unstarted_root) {
   remote_lock_.lock();
-  remote_.push_back({h, unstarted_root});
+  if (!unstarted_root && !spilled_ && inline_n_ < inline_capacity) {
+    inline_[inline_n_++] = h;
+  } else {
+    remote_.push_back({h, unstarted_root});
+    spilled_ = true;
+  }
   remote_pending_.store(true, std::memory_order_seq_cst);
   remote_lock_.unlock();
   // A worker that is awake (or still spinning before it sleeps) needs no
@@ -129,6 +135,9 @@ void worker::wake() {
 void worker::unschedule(std::coroutine_handle<> h) {
   if (ready_.remove(h)) return;
   remote_lock_.lock();
+  for (unsigned i = 0; i < inline_n_; ++i) {
+    if (inline_[i] == h) inline_[i] = nullptr;
+  }
   for (auto& e : remote_) {
     if (e.h == h) e.h = nullptr;
   }
@@ -151,10 +160,20 @@ void worker::drop_root(root_link* r) noexcept {
 }
 
 void worker::drain_remote() {
+  std::coroutine_handle<> first[inline_capacity];
   remote_lock_.lock();
-  remote_swap_.swap(remote_);
+  const unsigned n = inline_n_;
+  for (unsigned i = 0; i < n; ++i) first[i] = inline_[i];
+  inline_n_ = 0;
+  const bool spilled = std::exchange(spilled_, false);
+  if (spilled) remote_swap_.swap(remote_);
   remote_pending_.store(false, std::memory_order_relaxed);
   remote_lock_.unlock();
+  // The inline entries are the older ones: the inbox spills only when full.
+  for (unsigned i = 0; i < n; ++i) {
+    if (first[i]) ready_.push(first[i]);
+  }
+  if (!spilled) return;
   for (auto& e : remote_swap_) {
     if (e.root) adopt_root(e.root);
     if (e.h) ready_.push(e.h);
@@ -344,6 +363,8 @@ void worker::destroy_everything() {
     if (e.root) e.root->frame.destroy();
   }
   remote_.clear();
+  spilled_ = false;
+  inline_n_ = 0;
   remote_lock_.unlock();
   process_revokes();
 }

@@ -149,11 +149,20 @@ class worker {
   std::size_t backlog_pos_ = 0;
   root_link roots_;  // sentinel of a circular list
 
+  // The inbox's hot part fills exactly one cache line: a hand-off from
+  // another worker (lock, handle, flag) and the drain that follows move that
+  // one line between the cores and nothing else. Only when more than
+  // inline_capacity resumptions wait, or a spawn brings its root, does the
+  // inbox spill into remote_ (and stays spilled until drained, for FIFO).
+  static constexpr unsigned inline_capacity = 7;
   alignas(64) std::atomic<bool> sleeping_{false};
   std::atomic<bool> remote_pending_{false};
   std::atomic<bool> revoke_pending_{false};
   spinlock remote_lock_;
-  std::vector<remote_entry> remote_;
+  bool spilled_ = false;            // remote_ holds entries
+  std::uint8_t inline_n_ = 0;
+  std::coroutine_handle<> inline_[inline_capacity];
+  alignas(64) std::vector<remote_entry> remote_;
   std::vector<remote_entry> remote_swap_;
   std::vector<std::atomic<std::uint32_t>*> revokes_;
 };
