@@ -17,17 +17,11 @@
 
 #include <ringflow/ringflow.hpp>
 
-#include "../support/tracked.hpp"
+#include "../support/channel_helpers.hpp"
 
-using ringflow::channel;
-using ringflow::overflow;
-using ringflow::send_status;
-using ringflow::task;
-using test_support::tracked;
+using namespace test_support::channel_tests;
 
 namespace {
-
-int pick(std::mt19937& rng, int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
 
 // Per-receiver log: values in arrival order.
 using log_t = std::vector<int>;
@@ -50,12 +44,59 @@ std::string order_breach(const std::vector<log_t>& got, int senders, int stride)
   return {};
 }
 
-// ---- (1), (2) MPMC exactly-once -------------------------------------------
+void check_per_sender_order(const std::vector<log_t>& got, int senders, int stride) {
+  const std::string breach = order_breach(got, senders, stride);
+  INFO(breach);
+  CHECK(breach.empty());
+}
 
-struct mpmc_result {
+// How often each value in [0, total) turns up in the receivers' logs.
+struct tally {
+  std::vector<int> seen;  // per value
+  int foreign = 0;        // values outside [0, total)
+  int dups = 0;           // arrivals after a value's first
+  std::uint64_t n = 0;    // values in all the logs
+};
+
+tally count_values(const std::vector<log_t>& logs, int total) {
+  tally t;
+  t.seen.assign(static_cast<std::size_t>(total), 0);
+  for (const auto& log : logs) {
+    for (int v : log) {
+      ++t.n;
+      if (v < 0 || v >= total) {
+        ++t.foreign;
+        continue;
+      }
+      if (t.seen[static_cast<std::size_t>(v)]++) ++t.dups;
+    }
+  }
+  return t;
+}
+
+// What every run reports: each receiver's log, and the channel's books once
+// everyone stopped.
+struct run_result {
   std::vector<log_t> got;
   ringflow::channel_stats st{};
   std::size_t size_after = 0;
+};
+
+// The end of a run: the senders finish, then the channel is closed, the
+// receivers drain it and see the close, and the books are read.
+template <class T>
+task<void> finish_run(channel<T>* ch, std::vector<ringflow::join_handle<void>>* senders,
+                      std::vector<ringflow::join_handle<void>>* receivers, run_result* r) {
+  for (auto& h : *senders) co_await std::move(h);
+  ch->close();
+  for (auto& h : *receivers) co_await std::move(h);
+  r->st = ch->stats();
+  r->size_after = ch->size();
+}
+
+// ---- (1), (2) MPMC exactly-once -------------------------------------------
+
+struct mpmc_result : run_result {
   int bad_sends = 0;
   int bad_batches = 0;
 };
@@ -104,11 +145,7 @@ task<mpmc_result> mpmc(ringflow::runtime* rt, std::size_t cap, int senders, int 
   for (int i = 0; i < senders; ++i) {
     ss.push_back(rt->spawn_on((i + 1) % 2, send_range(&ch, i, per_sender, per_sender, &bad_sends)));
   }
-  for (auto& h : ss) co_await std::move(h);
-  ch.close();
-  for (auto& h : rs) co_await std::move(h);
-  r.st = ch.stats();
-  r.size_after = ch.size();
+  co_await finish_run(&ch, &ss, &rs, &r);
   r.bad_sends = bad_sends.load();
   r.bad_batches = bad_batches.load();
   co_return r;
@@ -116,19 +153,7 @@ task<mpmc_result> mpmc(ringflow::runtime* rt, std::size_t cap, int senders, int 
 
 void check_exactly_once(const mpmc_result& r, std::size_t cap, int senders, int per_sender) {
   const int total = senders * per_sender;
-  std::vector<std::uint8_t> seen(static_cast<std::size_t>(total), 0);
-  int foreign = 0, dups = 0;
-  std::uint64_t n = 0;
-  for (const auto& log : r.got) {
-    for (int v : log) {
-      ++n;
-      if (v < 0 || v >= total) {
-        ++foreign;
-        continue;
-      }
-      if (seen[static_cast<std::size_t>(v)]++) ++dups;
-    }
-  }
+  const auto [seen, foreign, dups, n] = count_values(r.got, total);
   const auto missing = std::count(seen.begin(), seen.end(), 0);
   CAPTURE(total, n, foreign, dups, missing, r.bad_sends, r.bad_batches);
   CHECK(r.bad_sends == 0);
@@ -137,9 +162,7 @@ void check_exactly_once(const mpmc_result& r, std::size_t cap, int senders, int 
   CHECK(dups == 0);
   CHECK(missing == 0);
   CHECK(n == static_cast<std::uint64_t>(total));
-  const std::string breach = order_breach(r.got, senders, per_sender);
-  INFO(breach);
-  CHECK(breach.empty());
+  check_per_sender_order(r.got, senders, per_sender);
   CAPTURE(r.st.sent, r.st.received, r.st.dropped, r.st.blocked_sends, r.st.high_water, r.size_after);
   CHECK(r.st.sent == static_cast<std::uint64_t>(total));
   CHECK(r.st.received == static_cast<std::uint64_t>(total));
@@ -151,11 +174,8 @@ void check_exactly_once(const mpmc_result& r, std::size_t cap, int senders, int 
 
 // ---- (3) close racing sends and receives ------------------------------------
 
-struct close_result {
+struct close_result : run_result {
   std::vector<std::vector<send_status>> statuses;  // per sender, one per attempt
-  std::vector<log_t> got;
-  ringflow::channel_stats st{};
-  std::size_t size_after = 0;
   int closed_after_received = 0;
 };
 
@@ -207,23 +227,10 @@ task<close_result> close_race(ringflow::runtime* rt, std::size_t cap, std::uint3
 
 // ---- (4) timeout-cancelled receives racing sends -----------------------------
 
-struct timeout_result {
-  std::vector<log_t> got;
-  ringflow::channel_stats st{};
-  std::size_t size_after = 0;
+struct timeout_result : run_result {
   int bad_sends = 0;
   int timeouts = 0;  // receives that were cancelled
 };
-
-task<std::optional<int>> recv_one(channel<int>* ch) {
-  std::optional<int> v = co_await ch->recv();
-  co_return v;
-}
-
-task<std::vector<int>> recv_some(channel<int>* ch, std::size_t max) {
-  std::vector<int> vs = co_await ch->recv_many(max);
-  co_return vs;
-}
 
 task<void> recv_with_timeouts(channel<int>* ch, log_t* out, std::uint32_t seed, std::atomic<int>* timeouts) {
   std::mt19937 rng(seed);
@@ -274,11 +281,7 @@ task<timeout_result> timeout_race(ringflow::runtime* rt, std::size_t cap, int pe
   for (int i = 0; i < senders; ++i) {
     ss.push_back(rt->spawn_on(0, send_with_pauses(&ch, i, per_sender, per_sender, seed * 23u + i, &bad)));
   }
-  for (auto& h : ss) co_await std::move(h);
-  ch.close();
-  for (auto& h : rs) co_await std::move(h);
-  r.st = ch.stats();
-  r.size_after = ch.size();
+  co_await finish_run(&ch, &ss, &rs, &r);
   r.bad_sends = bad.load();
   r.timeouts = timeouts.load();
   co_return r;
@@ -288,18 +291,10 @@ task<timeout_result> timeout_race(ringflow::runtime* rt, std::size_t cap, int pe
 
 enum class attempt : std::uint8_t { none, sent, cancelled, other };
 
-struct send_timeout_result {
+struct send_timeout_result : run_result {
   std::vector<std::vector<attempt>> attempts;  // per sender, one per value
-  std::vector<log_t> got;
-  ringflow::channel_stats st{};
-  std::size_t size_after = 0;
   int timeouts = 0;
 };
-
-task<send_status> send_one(channel<int>* ch, int v) {
-  send_status s = co_await ch->send(v);
-  co_return s;
-}
 
 task<void> send_with_timeouts(channel<int>* ch, int sender, int stride, std::uint32_t seed,
                               std::vector<attempt>* out, std::atomic<int>* timeouts) {
@@ -339,23 +334,16 @@ task<send_timeout_result> send_timeout_race(ringflow::runtime* rt, std::size_t c
   for (int i = 0; i < senders; ++i) {
     ss.push_back(rt->spawn_on(1, send_with_timeouts(&ch, i, per_sender, seed * 29u + i, &r.attempts[i], &timeouts)));
   }
-  for (auto& h : ss) co_await std::move(h);
-  ch.close();
-  for (auto& h : rs) co_await std::move(h);
-  r.st = ch.stats();
-  r.size_after = ch.size();
+  co_await finish_run(&ch, &ss, &rs, &r);
   r.timeouts = timeouts.load();
   co_return r;
 }
 
 // ---- (5) dropping policies hammered from both workers -----------------------
 
-struct drop_result {
-  std::vector<log_t> got;
+struct drop_result : run_result {
   std::vector<int> dropped;  // ids seen by on_drop
   std::vector<std::vector<send_status>> statuses;
-  ringflow::channel_stats st{};
-  std::size_t size_after = 0;
 };
 
 task<void> send_tracked(channel<tracked>* ch, int sender, int n, std::uint32_t seed,
@@ -407,11 +395,7 @@ task<drop_result> drop_hammer(ringflow::runtime* rt, overflow policy, std::size_
     for (int i = 0; i < senders; ++i) {
       ss.push_back(rt->spawn_on(i % 2, send_tracked(&ch, i, per_sender, seed * 13u + i, &r.statuses[i])));
     }
-    for (auto& h : ss) co_await std::move(h);
-    ch.close();
-    for (auto& h : rs) co_await std::move(h);
-    r.st = ch.stats();
-    r.size_after = ch.size();
+    co_await finish_run(&ch, &ss, &rs, &r);
   }  // leftovers are destroyed here
   co_return r;
 }
@@ -489,9 +473,7 @@ TEST_CASE("channel concurrency: close racing sends and receives loses nothing th
       CHECK(r.st.received == sent);
       CHECK(r.st.dropped == 0);
       CHECK(r.size_after == 0);
-      const std::string breach = order_breach(r.got, senders, close_stride);
-      INFO(breach);
-      CHECK(breach.empty());
+      check_per_sender_order(r.got, senders, close_stride);
     }
   }
 }
@@ -506,19 +488,7 @@ TEST_CASE("channel concurrency: receives cancelled by timeout racing cross-worke
       ringflow::runtime rt({.threads = 2});
       timeout_result r = rt.block_on(timeout_race(&rt, cap, per_sender, seed));
       const int total = senders * per_sender;
-      std::vector<std::uint8_t> seen(static_cast<std::size_t>(total), 0);
-      int foreign = 0, dups = 0;
-      std::uint64_t n = 0;
-      for (const auto& log : r.got) {
-        for (int v : log) {
-          ++n;
-          if (v < 0 || v >= total) {
-            ++foreign;
-            continue;
-          }
-          if (seen[static_cast<std::size_t>(v)]++) ++dups;
-        }
-      }
+      const auto [seen, foreign, dups, n] = count_values(r.got, total);
       const auto missing = std::count(seen.begin(), seen.end(), 0);
       CAPTURE(r.timeouts, r.bad_sends, n, foreign, dups, missing, r.st.sent, r.st.received, r.st.dropped,
               r.size_after);
@@ -533,11 +503,7 @@ TEST_CASE("channel concurrency: receives cancelled by timeout racing cross-worke
       // Known limit (channel.hpp, "Rendezvous"): when a receiver handed a
       // value is cancelled on one worker while another receiver has already
       // consumed a newer one, the older value is re-delivered after it.
-      if (cap > 0) {
-        const std::string breach = order_breach(r.got, senders, per_sender);
-        INFO(breach);
-        CHECK(breach.empty());
-      }
+      if (cap > 0) check_per_sender_order(r.got, senders, per_sender);
     }
   }
   CHECK(total_timeouts > 0);  // the cancellation path was exercised
@@ -553,19 +519,9 @@ TEST_CASE("channel concurrency: sends cancelled by timeout racing cross-worker r
       ringflow::runtime rt({.threads = 2});
       send_timeout_result r = rt.block_on(send_timeout_race(&rt, cap, per_sender, seed));
       const int senders = static_cast<int>(r.attempts.size());
-      std::vector<std::uint8_t> seen(static_cast<std::size_t>(senders * per_sender), 0);
-      int foreign = 0, dups = 0, cancelled_received = 0, other = 0, none = 0;
-      std::uint64_t n = 0, sent = 0, lost = 0;
-      for (const auto& log : r.got) {
-        for (int v : log) {
-          ++n;
-          if (v < 0 || v >= senders * per_sender) {
-            ++foreign;
-            continue;
-          }
-          if (seen[static_cast<std::size_t>(v)]++) ++dups;
-        }
-      }
+      const auto [seen, foreign, dups, n] = count_values(r.got, senders * per_sender);
+      int cancelled_received = 0, other = 0, none = 0;
+      std::uint64_t sent = 0, lost = 0;
       for (int s = 0; s < senders; ++s) {
         for (int i = 0; i < per_sender; ++i) {
           const auto v = static_cast<std::size_t>(s * per_sender + i);
@@ -601,9 +557,7 @@ TEST_CASE("channel concurrency: sends cancelled by timeout racing cross-worker r
       CHECK(r.st.received == n);
       CHECK(r.size_after == 0);
       total_timeouts += r.timeouts;
-      const std::string breach = order_breach(r.got, senders, per_sender);
-      INFO(breach);
-      CHECK(breach.empty());
+      check_per_sender_order(r.got, senders, per_sender);
     }
   }
   CHECK(total_timeouts > 0);  // the cancellation path was exercised
@@ -626,26 +580,12 @@ TEST_CASE("channel concurrency: dropping policies hammered from both workers con
       CHECK(tracked::live == 0);
       CHECK(tracked::each_destroyed_once(total));
 
-      std::vector<int> received(static_cast<std::size_t>(total), 0), dropped(static_cast<std::size_t>(total), 0);
-      int foreign = 0;
-      std::uint64_t n = 0;
-      for (const auto& log : r.got) {
-        for (int id : log) {
-          ++n;
-          if (id < 0 || id >= total) {
-            ++foreign;
-            continue;
-          }
-          ++received[static_cast<std::size_t>(id)];
-        }
-      }
-      for (int id : r.dropped) {
-        if (id < 0 || id >= total) {
-          ++foreign;
-          continue;
-        }
-        ++dropped[static_cast<std::size_t>(id)];
-      }
+      const tally rec = count_values(r.got, total);
+      const tally gone = count_values({r.dropped}, total);
+      const std::vector<int>& received = rec.seen;
+      const std::vector<int>& dropped = gone.seen;
+      const std::uint64_t n = rec.n;
+      const int foreign = rec.foreign + gone.foreign;
       std::uint64_t sent = 0, dropped_status = 0, other_status = 0, twice = 0, sent_but_dropped_status = 0;
       std::uint64_t unaccounted = 0;  // sent, neither received nor dropped: must be the leftovers
       for (int s = 0; s < senders; ++s) {
@@ -680,9 +620,7 @@ TEST_CASE("channel concurrency: dropping policies hammered from both workers con
       CHECK(r.dropped.size() == r.st.dropped);
       CHECK(r.st.high_water <= cap);
       if (policy != overflow::drop_incoming) CHECK(dropped_status == 0);
-      const std::string breach = order_breach(r.got, senders, per_sender);
-      INFO(breach);
-      CHECK(breach.empty());
+      check_per_sender_order(r.got, senders, per_sender);
     }
   }
 }

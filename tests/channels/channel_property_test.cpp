@@ -21,13 +21,9 @@
 
 #include <ringflow/ringflow.hpp>
 
-#include "../support/tracked.hpp"
+#include "../support/channel_helpers.hpp"
 
-using ringflow::channel;
-using ringflow::overflow;
-using ringflow::send_status;
-using ringflow::task;
-using test_support::tracked;
+using namespace test_support::channel_tests;
 
 namespace {
 
@@ -184,26 +180,6 @@ struct scenario {
     model_taken(id);
   }
 };
-
-int pick(std::mt19937& rng, int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
-
-template <class V>
-task<send_status> send_one(channel<V>* ch, int id) {
-  send_status s = co_await ch->send(value_traits<V>::make(id));
-  co_return s;
-}
-
-template <class V>
-task<std::optional<V>> recv_one(channel<V>* ch) {
-  std::optional<V> v = co_await ch->recv();
-  co_return v;
-}
-
-template <class V>
-task<std::vector<V>> recv_some(channel<V>* ch, std::size_t max) {
-  std::vector<V> vs = co_await ch->recv_many(max);
-  co_return vs;
-}
 
 template <class V>
 task<void> producer(scenario<V>* s, int p, std::uint32_t seed) {
@@ -479,7 +455,42 @@ std::vector<std::uint32_t> seeds(std::uint32_t count) {
   return out;
 }
 
+// Calls body(config, seed) for every configuration and each of `count` seeds
+// (see seeds()); a failure names the run and how to rerun just its seed.
+template <class Body>
+void for_each_run(std::uint32_t count, Body body) {
+  for (const config& c : all_configs()) {
+    for (std::uint32_t seed : seeds(count)) {
+      INFO("policy=" << ringflow::to_string(c.policy) << " capacity=" << c.cap << " seed=" << seed
+                     << " (rerun: RINGFLOW_PROPERTY_SEED=" << seed << ")");
+      body(c, seed);
+    }
+  }
+}
+
 // ---- deterministic FIFO checks ------------------------------------------------
+
+// The FIFO checks' configurations: every policy at capacities 1 and 3, and
+// block also as a rendezvous channel.
+std::vector<config> fifo_configs() {
+  std::vector<config> out = {{overflow::block, 0}, {overflow::block, 1}, {overflow::block, 3}};
+  for (overflow p : {overflow::drop_incoming, overflow::drop_oldest, overflow::sample}) {
+    out.push_back({p, 1});
+    out.push_back({p, 3});
+  }
+  return out;
+}
+
+// Runs scenario(c) to completion on a one-worker runtime for each FIFO
+// configuration; a failure names the configuration.
+template <class Scenario>
+void for_each_fifo_config(Scenario scenario) {
+  ringflow::runtime rt({.threads = 1});
+  for (const config& c : fifo_configs()) {
+    INFO("policy=" << ringflow::to_string(c.policy) << " capacity=" << c.cap);
+    rt.block_on(scenario(c));
+  }
+}
 
 task<void> recv_log(channel<int>* ch, int who, std::vector<std::pair<int, int>>* log) {
   std::optional<int> v = co_await ch->recv();
@@ -498,115 +509,85 @@ using log_t = std::vector<std::pair<int, int>>;
 TEST_CASE("channel property: random interleavings keep every guarantee, every policy and capacity",
           "[channel][property]") {
   ringflow::runtime rt({.threads = 1});
-  for (const config& c : all_configs()) {
-    for (std::uint32_t seed : seeds(50)) {
-      INFO("policy=" << ringflow::to_string(c.policy) << " capacity=" << c.cap << " seed=" << seed
-                     << " (rerun: RINGFLOW_PROPERTY_SEED=" << seed << ")");
-      report r = rt.block_on(run_scenario<int>(c.policy, c.cap, seed));
-      check(r, c.policy, c.cap, true);
-    }
-  }
+  for_each_run(50, [&rt](const config& c, std::uint32_t seed) {
+    report r = rt.block_on(run_scenario<int>(c.policy, c.cap, seed));
+    check(r, c.policy, c.cap, true);
+  });
 }
 
 TEST_CASE("channel property: every value is destroyed exactly once under random interleavings",
           "[channel][property]") {
   ringflow::runtime rt({.threads = 1});
-  for (const config& c : all_configs()) {
-    for (std::uint32_t seed : seeds(12)) {
-      INFO("policy=" << ringflow::to_string(c.policy) << " capacity=" << c.cap << " seed=" << seed
-                     << " (rerun: RINGFLOW_PROPERTY_SEED=" << seed << ")");
-      tracked::reset();
-      report r = rt.block_on(run_scenario<tracked>(c.policy, c.cap, seed));
-      // The channel is gone: leftovers were destroyed with it.
-      CHECK(tracked::live == 0);
-      CHECK(tracked::each_destroyed_once(n_ids));
-      check(r, c.policy, c.cap, false);
-    }
-  }
+  for_each_run(12, [&rt](const config& c, std::uint32_t seed) {
+    tracked::reset();
+    report r = rt.block_on(run_scenario<tracked>(c.policy, c.cap, seed));
+    // The channel is gone: leftovers were destroyed with it.
+    CHECK(tracked::live == 0);
+    CHECK(tracked::each_destroyed_once(n_ids));
+    check(r, c.policy, c.cap, false);
+  });
 }
 
 TEST_CASE("channel property: waiting receivers are served in arrival order, every policy",
           "[channel][property][fifo]") {
-  ringflow::runtime rt({.threads = 1});
-  std::vector<config> configs = {{overflow::block, 0}, {overflow::block, 1}, {overflow::block, 3}};
-  for (overflow p : {overflow::drop_incoming, overflow::drop_oldest, overflow::sample}) {
-    configs.push_back({p, 1});
-    configs.push_back({p, 3});
-  }
-  for (const config& c : configs) {
-    INFO("policy=" << ringflow::to_string(c.policy) << " capacity=" << c.cap);
-    rt.block_on([](config c) -> task<void> {
-      channel<int> ch(c.cap, c.policy);
-      log_t log;
-      // Receivers 0..5 suspend in that order; receiver 2 is cancelled while
-      // waiting, and must not take a turn.
-      std::vector<ringflow::join_handle<void>> hs;
-      for (int i = 0; i < 2; ++i) hs.push_back(ringflow::spawn(recv_log(&ch, i, &log)));
-      co_await ringflow::yield();
-      task<void> cancelled = recv_log(&ch, 2, &log);
-      auto ch2 = cancelled.release();
-      ch2.resume();  // suspends in recv, third in line
-      for (int i = 3; i < 6; ++i) hs.push_back(ringflow::spawn(recv_log(&ch, i, &log)));
-      co_await ringflow::yield();
-      REQUIRE(log.empty());
-      REQUIRE(ch.size() == 0);
-      ch2.destroy();  // withdraws from the middle of the queue
+  for_each_fifo_config([](config c) -> task<void> {
+    channel<int> ch(c.cap, c.policy);
+    log_t log;
+    // Receivers 0..5 suspend in that order; receiver 2 is cancelled while
+    // waiting, and must not take a turn.
+    std::vector<ringflow::join_handle<void>> hs;
+    for (int i = 0; i < 2; ++i) hs.push_back(ringflow::spawn(recv_log(&ch, i, &log)));
+    co_await ringflow::yield();
+    auto ch2 = start_by_hand(recv_log(&ch, 2, &log));  // suspends in recv, third in line
+    for (int i = 3; i < 6; ++i) hs.push_back(ringflow::spawn(recv_log(&ch, i, &log)));
+    co_await ringflow::yield();
+    REQUIRE(log.empty());
+    REQUIRE(ch.size() == 0);
+    ch2.destroy();  // withdraws from the middle of the queue
 
-      // Values 100.. arrive in bursts the buffer can hold without a policy
-      // kicking in; waiting receivers are woken in arrival order and each
-      // takes the next value.
-      const std::size_t burst = c.cap == 0 ? 5 : c.cap;
-      int next = 100;
-      while (next < 105) {
-        for (std::size_t b = 0; b < burst && next < 105; ++b) {
-          REQUIRE(ch.try_send(next++) == send_status::sent);
-          // The value is claimed by a waiting receiver: a latecomer cannot barge.
-          REQUIRE_FALSE(ch.try_recv().has_value());
-        }
-        co_await ringflow::yield();
+    // Values 100.. arrive in bursts the buffer can hold without a policy
+    // kicking in; waiting receivers are woken in arrival order and each
+    // takes the next value.
+    const std::size_t burst = c.cap == 0 ? 5 : c.cap;
+    int next = 100;
+    while (next < 105) {
+      for (std::size_t b = 0; b < burst && next < 105; ++b) {
+        REQUIRE(ch.try_send(next++) == send_status::sent);
+        // The value is claimed by a waiting receiver: a latecomer cannot barge.
+        REQUIRE_FALSE(ch.try_recv().has_value());
       }
-      for (auto& h : hs) co_await std::move(h);
-      REQUIRE(log == log_t{{0, 100}, {1, 101}, {3, 102}, {4, 103}, {5, 104}});
-      auto st = ch.stats();
-      REQUIRE(st.sent == 5);
-      REQUIRE(st.received == 5);
-      REQUIRE(st.dropped == 0);
-      REQUIRE(ch.size() == 0);
-    }(c));
-  }
+      co_await ringflow::yield();
+    }
+    for (auto& h : hs) co_await std::move(h);
+    REQUIRE(log == log_t{{0, 100}, {1, 101}, {3, 102}, {4, 103}, {5, 104}});
+    auto st = ch.stats();
+    REQUIRE(st.sent == 5);
+    REQUIRE(st.received == 5);
+    REQUIRE(st.dropped == 0);
+    REQUIRE(ch.size() == 0);
+  });
 }
 
 TEST_CASE("channel property: a claim handed to a cancelled receiver passes to the next in line, every policy",
           "[channel][property][fifo]") {
-  ringflow::runtime rt({.threads = 1});
-  std::vector<config> configs = {{overflow::block, 0}, {overflow::block, 1}, {overflow::block, 3}};
-  for (overflow p : {overflow::drop_incoming, overflow::drop_oldest, overflow::sample}) {
-    configs.push_back({p, 1});
-    configs.push_back({p, 3});
-  }
-  for (const config& c : configs) {
-    INFO("policy=" << ringflow::to_string(c.policy) << " capacity=" << c.cap);
-    rt.block_on([](config c) -> task<void> {
-      channel<int> ch(c.cap, c.policy);
-      log_t log;
-      task<void> first = recv_log(&ch, 0, &log);
-      auto h0 = first.release();
-      h0.resume();  // first in line
-      auto h1 = ringflow::spawn(recv_log(&ch, 1, &log));
-      auto h2 = ringflow::spawn(recv_log(&ch, 2, &log));
-      co_await ringflow::yield();
-      REQUIRE(ch.try_send(7) == send_status::sent);  // claimed by (or handed to) receiver 0
-      h0.destroy();                                  // cancelled before it ran
-      co_await ringflow::yield();
-      REQUIRE(ch.try_send(8) == send_status::sent);
-      co_await std::move(h1);
-      co_await std::move(h2);
-      REQUIRE(log == log_t{{1, 7}, {2, 8}});
-      REQUIRE(ch.stats().received == 2);
-      REQUIRE(ch.stats().dropped == 0);
-      REQUIRE(ch.size() == 0);
-    }(c));
-  }
+  for_each_fifo_config([](config c) -> task<void> {
+    channel<int> ch(c.cap, c.policy);
+    log_t log;
+    auto h0 = start_by_hand(recv_log(&ch, 0, &log));  // first in line
+    auto h1 = ringflow::spawn(recv_log(&ch, 1, &log));
+    auto h2 = ringflow::spawn(recv_log(&ch, 2, &log));
+    co_await ringflow::yield();
+    REQUIRE(ch.try_send(7) == send_status::sent);  // claimed by (or handed to) receiver 0
+    h0.destroy();                                  // cancelled before it ran
+    co_await ringflow::yield();
+    REQUIRE(ch.try_send(8) == send_status::sent);
+    co_await std::move(h1);
+    co_await std::move(h2);
+    REQUIRE(log == log_t{{1, 7}, {2, 8}});
+    REQUIRE(ch.stats().received == 2);
+    REQUIRE(ch.stats().dropped == 0);
+    REQUIRE(ch.size() == 0);
+  });
 }
 
 TEST_CASE("channel property: waiting senders are served in arrival order (block)", "[channel][property][fifo]") {
@@ -621,9 +602,7 @@ TEST_CASE("channel property: waiting senders are served in arrival order (block)
       std::vector<ringflow::join_handle<void>> hs;
       for (int i = 0; i < 2; ++i) hs.push_back(ringflow::spawn(send_log(&ch, i, 100 + i, &log)));
       co_await ringflow::yield();
-      task<void> cancelled = send_log(&ch, 2, 102, &log);
-      auto h2 = cancelled.release();
-      h2.resume();  // suspends in send, third in line
+      auto h2 = start_by_hand(send_log(&ch, 2, 102, &log));  // suspends in send, third in line
       for (int i = 3; i < 6; ++i) hs.push_back(ringflow::spawn(send_log(&ch, i, 100 + i, &log)));
       co_await ringflow::yield();
       REQUIRE(log.empty());
@@ -670,9 +649,7 @@ TEST_CASE("channel property: rendezvous keeps one sender's order when a handed-t
   rt.block_on([]() -> task<void> {
     channel<int> ch(0);
     log_t cancelled_log;
-    task<void> first = recv_log(&ch, 0, &cancelled_log);
-    auto h = first.release();
-    h.resume();  // first in line
+    auto h = start_by_hand(recv_log(&ch, 0, &cancelled_log));  // first in line
     std::vector<int> out;
     auto second = ringflow::spawn(recv_twice(&ch, &out));
     co_await ringflow::yield();  // second in line

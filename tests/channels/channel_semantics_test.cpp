@@ -4,14 +4,10 @@
 #include <ringflow/ringflow.hpp>
 #include <vector>
 
-#include "../support/tracked.hpp"
+#include "../support/channel_helpers.hpp"
 
 using namespace std::chrono_literals;
-using ringflow::channel;
-using ringflow::overflow;
-using ringflow::send_status;
-using ringflow::task;
-using test_support::tracked;
+using namespace test_support::channel_tests;
 
 namespace {
 
@@ -365,9 +361,7 @@ TEST_CASE("channel: a receiver cancelled after it was handed a claim loses nothi
     for (std::size_t cap : {std::size_t{0}, std::size_t{4}}) {
       channel<int> ch(cap);
       std::vector<int> out;
-      task<void> r = recv_into(&ch, &out);
-      auto h = r.release();
-      h.resume();  // suspends in recv
+      auto h = start_by_hand(recv_into(&ch, &out));  // suspends in recv
       std::vector<int> other;
       auto second = ringflow::spawn(recv_into(&ch, &other));  // a later receiver
       co_await ringflow::yield();
@@ -379,9 +373,7 @@ TEST_CASE("channel: a receiver cancelled after it was handed a claim loses nothi
       REQUIRE(ch.stats().received == 1);
 
       // With nobody else waiting, the value stays in the channel.
-      task<void> r2 = recv_into(&ch, &out);
-      auto h2 = r2.release();
-      h2.resume();
+      auto h2 = start_by_hand(recv_into(&ch, &out));
       REQUIRE(ch.try_send(8) == send_status::sent);
       h2.destroy();
       REQUIRE(ch.try_recv() == 8);
@@ -394,9 +386,7 @@ TEST_CASE("channel: a sender cancelled after it was given a slot takes nothing")
     channel<int> ch(1);
     ch.try_send(1);
     std::vector<int> log;
-    task<void> s = send_and_log(&ch, 2, &log);
-    auto h = s.release();
-    h.resume();  // suspends: full
+    auto h = start_by_hand(send_and_log(&ch, 2, &log));  // suspends: full
     auto s3 = ringflow::spawn(send_and_log(&ch, 3, &log));
     co_await ringflow::yield();
     auto first = co_await ch.recv();  // frees the slot: the first sender is given it

@@ -22,10 +22,10 @@
 
 #include <ringflow/ringflow.hpp>
 
+#include "../support/tcp_helpers.hpp"
+
 using namespace std::chrono_literals;
-using ringflow::task;
-using ringflow::tcp_listener;
-using ringflow::tcp_stream;
+using namespace test_support::tcp_tests;
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -121,11 +121,6 @@ struct pipe_state {
   double bp_blocked_ms = 0;
   double bp_at_s = 0;
 };
-
-task<tcp_stream> accept_one(tcp_listener* l) {
-  tcp_stream s = co_await l->accept();
-  co_return std::move(s);
-}
 
 task<void> writer(pipe_state* st, tcp_stream* s) {
   buffer blk(write_block);

@@ -11,7 +11,6 @@
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,10 +29,10 @@
 #include <ringflow/detail/worker.hpp>
 #include <ringflow/ringflow.hpp>
 
+#include "../support/tcp_helpers.hpp"
+
 using namespace std::chrono_literals;
-using ringflow::task;
-using ringflow::tcp_listener;
-using ringflow::tcp_stream;
+using namespace test_support::tcp_tests;
 namespace detail = ringflow::detail;
 using detail::buffer_ring;
 
@@ -76,22 +75,6 @@ constexpr std::size_t big = 8 * 1024 * 1024;
 constexpr std::size_t big = 32 * 1024 * 1024;
 #endif
 
-// A position-dependent byte: a lost, duplicated or reordered byte shows.
-std::byte pattern_at(std::uint64_t i) {
-  std::uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull;
-  return static_cast<std::byte>(x >> 56);
-}
-void fill_pattern(std::span<std::byte> out, std::uint64_t offset) {
-  for (std::size_t i = 0; i < out.size(); ++i) out[i] = pattern_at(offset + i);
-}
-// Index of the first byte that breaks the pattern, or out.size().
-std::size_t check_pattern(std::span<const std::byte> in, std::uint64_t offset) {
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != pattern_at(offset + i)) return i;
-  }
-  return in.size();
-}
-
 // Sets RINGFLOW_NO_MULTISHOT_RECV for the scope; workers read it when they start.
 struct forced_fallback {
   bool on;
@@ -114,19 +97,36 @@ unsigned free_buffers_here() {
   return br ? br->free_buffers() : buffer_ring::buffer_count;
 }
 
-// Reports whether the runtime's worker 0 reads with multishot receives, and
-// checks that this is what the test asked for.
-void require_path(ringflow::runtime& rt, bool multishot) {
-  bool active = rt.block_on([]() -> task<bool> { co_return multishot_here(); }());
+// Whether the runtime's worker 0 reads with multishot receives.
+bool multishot_on(ringflow::runtime& rt) {
+  return rt.block_on([]() -> task<bool> { co_return multishot_here(); }());
+}
+
+// Checks that worker 0 reads on the path the test asked for (a kernel
+// without multishot receives takes the fallback either way); returns
+// whether it reads with multishot receives.
+bool require_path(ringflow::runtime& rt, bool multishot) {
+  const bool active = multishot_on(rt);
   if (multishot && !active) {
     WARN("this kernel has no multishot receive with provided buffers: both runs take the fallback");
   }
   if (!multishot) REQUIRE_FALSE(active);
+  return active;
 }
 
-task<tcp_stream> accept_one(tcp_listener* l) {
-  tcp_stream s = co_await l->accept();
-  co_return std::move(s);
+// Runs body(rt, listener, active) once per read path, each in a section of
+// its own, on a fresh runtime of `threads` workers that reads on that path.
+template <class Body>
+void on_both_paths(Body body, unsigned threads = 1) {
+  for (bool multishot : {true, false}) {
+    DYNAMIC_SECTION(path_name(multishot)) {
+      forced_fallback env(!multishot);
+      ringflow::runtime rt({.threads = threads});
+      const bool active = require_path(rt, multishot);
+      auto l = tcp_listener::bind("127.0.0.1", 0);
+      body(rt, l, active);
+    }
+  }
 }
 
 // Writes `total` pattern bytes in blocks of `block`, then half-closes.
@@ -176,31 +176,18 @@ task<void> accept_and_read(tcp_listener* l, std::size_t min_span, std::size_t ma
   *free_after = free_buffers_here();
 }
 
-// Blocking POSIX peers (the test thread as a plain client).
-int blocking_client(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  timeval tv{10, 0};  // a hang becomes a failure, not a stuck test
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  return fd;
+// The test thread's peer on a thread of its own: `total` pattern bytes in
+// writes of `step`, then FIN.
+std::thread pattern_writer_thread(int fd, std::size_t total, std::size_t step) {
+  return std::thread([fd, total, step] {
+    for (std::size_t off = 0; off < total; off += step) send_pattern(fd, off, step);
+    ::shutdown(fd, SHUT_WR);
+  });
 }
-void send_all(int fd, std::span<const std::byte> data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    REQUIRE(n > 0);
-    data = data.subspan(static_cast<std::size_t>(n));
-  }
-}
-void send_pattern(int fd, std::size_t offset, std::size_t n) {
-  std::vector<std::byte> v(n);
-  fill_pattern(v, offset);
-  send_all(fd, v);
+
+// What a worker's ring has free, asked on that worker.
+unsigned free_buffers_on(ringflow::runtime& rt, unsigned worker) {
+  return rt.spawn_on(worker, []() -> task<unsigned> { co_return free_buffers_here(); }()).wait();
 }
 
 // Polls cond on the worker every millisecond (it waits on the event
@@ -360,112 +347,52 @@ task<void> read_bytewise(tcp_listener* l, std::size_t expect, piece_result* out)
 }  // namespace
 
 TEST_CASE("multishot recv: 1-byte reads consume a buffer in pieces and give every buffer back") {
-  for (bool multishot : {true, false}) {
-    DYNAMIC_SECTION(path_name(multishot)) {
-      forced_fallback env(!multishot);
-      ringflow::runtime rt;
-      require_path(rt, multishot);
-      const bool active = rt.block_on([]() -> task<bool> { co_return multishot_here(); }());
-      auto l = tcp_listener::bind("127.0.0.1", 0);
-      constexpr std::size_t n = 3 * buffer_ring::buffer_size + 123;  // 4 buffers, the last one partly filled
-      piece_result res;
-      auto reader = rt.spawn(read_bytewise(&l, n, &res));
-      int fd = blocking_client(l.local_port());
-      send_pattern(fd, 0, n);
-      ::shutdown(fd, SHUT_WR);
-      reader.wait();
-      ::close(fd);
-      REQUIRE(res.intact);
-      REQUIRE(res.bytes == n);
-      if (active) {
-        REQUIRE(res.queued_after_first == n - 1);  // the rest waited in the ring, not in the kernel
-        REQUIRE(res.free_after_first < buffer_ring::buffer_count);
-        REQUIRE(res.free_after_first >= buffer_ring::buffer_count - 4);
-      } else {
-        REQUIRE(res.queued_after_first == 0);
-      }
-      REQUIRE(res.free_at_end == buffer_ring::buffer_count);
+  on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool active) {
+    constexpr std::size_t n = 3 * buffer_ring::buffer_size + 123;  // 4 buffers, the last one partly filled
+    piece_result res;
+    auto reader = rt.spawn(read_bytewise(&l, n, &res));
+    int fd = blocking_client(l.local_port());
+    send_pattern(fd, 0, n);
+    ::shutdown(fd, SHUT_WR);
+    reader.wait();
+    ::close(fd);
+    REQUIRE(res.intact);
+    REQUIRE(res.bytes == n);
+    if (active) {
+      REQUIRE(res.queued_after_first == n - 1);  // the rest waited in the ring, not in the kernel
+      REQUIRE(res.free_after_first < buffer_ring::buffer_count);
+      REQUIRE(res.free_after_first >= buffer_ring::buffer_count - 4);
+    } else {
+      REQUIRE(res.queued_after_first == 0);
     }
-  }
+    REQUIRE(res.free_at_end == buffer_ring::buffer_count);
+  });
 }
 
 // ---- cancellation ------------------------------------------------------------------
 
 namespace {
-task<std::size_t> paced_writer(tcp_listener* l, unsigned seed) {
-  tcp_stream s = co_await l->accept();
-  s.set_nodelay(true);
-  std::mt19937 rng(seed);
-  std::size_t sent = 0;
-  std::vector<std::byte> buf(6000);
-  for (int chunk = 0; chunk < 600; ++chunk) {
-    std::size_t n = 1 + rng() % buf.size();  // up to two buffers' worth
-    fill_pattern(std::span(buf).first(n), sent);
-    co_await s.write_all(std::span(buf).first(n));
-    sent += n;
-    co_await ringflow::sleep_for(std::chrono::microseconds(rng() % 300));
-  }
-  s.shutdown_write();
-  co_return sent;
-}
+// Writes of up to two buffers' worth; reads that start and end anywhere in a buffer.
+constexpr pacing race_pacing{.chunks = 600, .max_chunk = 6000, .max_pause_us = 300};
+constexpr race_plan race_reading{
+    .rounds = 1500, .buf_size = 5000, .random_span = true, .min_deadline_us = 10, .deadline_spread_us = 300};
 
-struct race_stats {
-  std::size_t bytes = 0;
-  int completed = 0;
-  int timed_out = 0;
-  bool intact = true;
-  unsigned free_at_end = 0;
-};
-
-task<void> racing_reader(std::uint16_t port, race_stats* st, unsigned seed) {
+task<void> racing_reader(std::uint16_t port, race_stats* st, unsigned seed, unsigned* free_at_end) {
   tcp_stream c = co_await tcp_stream::connect("127.0.0.1", port);
-  std::mt19937 rng(seed);
-  std::vector<std::byte> buf(5000);
-  bool eof = false;
-  auto account = [&](std::size_t n) {
-    if (check_pattern(std::span(buf).first(n), st->bytes) != n) st->intact = false;
-    st->bytes += n;
-  };
-  for (int i = 0; i < 1500 && !eof; ++i) {
-    auto d = std::chrono::microseconds(10 + rng() % 300);
-    std::size_t span = 1 + rng() % buf.size();
-    std::optional<std::size_t> n = co_await ringflow::timeout(d, c.read(std::span(buf).first(span)));
-    if (!n) {
-      ++st->timed_out;
-      continue;
-    }
-    ++st->completed;
-    if (*n == 0) eof = true;
-    account(*n);
-  }
-  while (!eof) {
-    std::size_t n = co_await c.read(buf);
-    if (n == 0) break;
-    account(n);
-  }
-  st->free_at_end = free_buffers_here();
+  co_await race_reads(&c, st, seed, race_reading);
+  *free_at_end = free_buffers_here();  // with the stream still open: the reads gave them back
 }
 }  // namespace
 
 TEST_CASE("multishot recv: reads cancelled by timeouts in a loop lose no byte") {
-  for (bool multishot : {true, false}) {
-    DYNAMIC_SECTION(path_name(multishot)) {
-      forced_fallback env(!multishot);
-      ringflow::runtime rt;
-      require_path(rt, multishot);
-      auto l = tcp_listener::bind("127.0.0.1", 0);
-      auto writer = rt.spawn(paced_writer(&l, 7));
-      race_stats st;
-      rt.block_on(racing_reader(l.local_port(), &st, 11));
-      std::size_t sent = writer.wait();
-      INFO("completed " << st.completed << ", timed out " << st.timed_out);
-      REQUIRE(st.timed_out > 0);
-      REQUIRE(st.completed > 0);
-      REQUIRE(st.intact);
-      REQUIRE(st.bytes == sent);
-      REQUIRE(st.free_at_end == buffer_ring::buffer_count);
-    }
-  }
+  on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool) {
+    auto writer = rt.spawn(paced_writer(&l, 7, race_pacing));
+    race_stats st;
+    unsigned free_at_end = 0;
+    rt.block_on(racing_reader(l.local_port(), &st, 11, &free_at_end));
+    require_race_lost_nothing(st, writer.wait());
+    REQUIRE(free_at_end == buffer_ring::buffer_count);
+  });
 }
 
 namespace {
@@ -486,8 +413,7 @@ task<void> destroy_armed_here(tcp_listener* l, std::uint16_t port, armed_result*
   std::byte buf[16];
   std::optional<std::size_t> none = co_await ringflow::timeout(2ms, s->read(buf));
   REQUIRE_FALSE(none);
-  std::vector<std::byte> data(3000);
-  fill_pattern(data, 0);
+  const std::vector<std::byte> data = pattern(3000);
   co_await c.write_all(data);
   tcp_stream* sp = &*s;
   bool queued = co_await eventually([sp] { return detail::inspect_recv(*sp).queued == 3000; });
@@ -511,8 +437,7 @@ task<void> arm_and_queue(tcp_stream* s, tcp_stream* c, std::size_t n) {
   std::byte buf[1000];
   std::optional<std::size_t> none = co_await ringflow::timeout(2ms, s->read(buf));
   REQUIRE_FALSE(none);
-  std::vector<std::byte> data(n);
-  fill_pattern(data, 0);
+  const std::vector<std::byte> data = pattern(n);
   co_await c->write_all(data);
   bool queued = co_await eventually([s, n] { return detail::inspect_recv(*s).queued == n; });
   REQUIRE(queued);
@@ -525,7 +450,7 @@ task<bool> buffers_come_back() {
 
 TEST_CASE("multishot recv: a stream destroyed with its receive armed gives everything back") {
   ringflow::runtime rt({.threads = 2});
-  if (!rt.block_on([]() -> task<bool> { co_return multishot_here(); }())) {
+  if (!multishot_on(rt)) {
     WARN("no multishot receive here: skipped");
     return;
   }
@@ -575,7 +500,7 @@ TEST_CASE("multishot recv: a stream outliving its runtime keeps its queued bytes
   bool active = false;
   {
     ringflow::runtime rt;
-    active = rt.block_on([]() -> task<bool> { co_return multishot_here(); }());
+    active = multishot_on(rt);
     auto acc = rt.spawn(accept_one(&l));
     fd = blocking_client(l.local_port());
     s = acc.wait();
@@ -651,8 +576,7 @@ task<void> pushing_writer(std::uint16_t port, std::size_t total, std::atomic<std
 
 void run_slow_reader(bool soft_cap) {
   ringflow::runtime rt;
-  const bool active = rt.block_on([]() -> task<bool> { co_return multishot_here(); }());
-  if (!active) {
+  if (!multishot_on(rt)) {
     WARN("no multishot receive here: skipped");
     return;
   }
@@ -765,49 +689,42 @@ void reset_close(int fd) {
 }  // namespace
 
 TEST_CASE("multishot recv: end of stream and ECONNRESET are still reported, after the queued bytes") {
-  for (bool multishot : {true, false}) {
-    DYNAMIC_SECTION(path_name(multishot)) {
-      forced_fallback env(!multishot);
-      ringflow::runtime rt;
-      require_path(rt, multishot);
-      const bool active = rt.block_on([]() -> task<bool> { co_return multishot_here(); }());
-      auto l = tcp_listener::bind("127.0.0.1", 0);
-      {  // EOF after data, and again on every later read
-        end_result res;
-        auto server = rt.spawn(read_to_end_twice(&l, &res));
-        int fd = blocking_client(l.local_port());
-        send_all(fd, std::as_bytes(std::span("hello, end", 10)));
-        ::shutdown(fd, SHUT_WR);
-        server.wait();
-        ::close(fd);
-        REQUIRE(res.got == "hello, end");
-        REQUIRE(res.eof_reads == 4);
-      }
-      {  // a reset while a read waits
-        end_result res;
-        auto server = rt.spawn(read_waiting_for_reset(&l, &res));
-        int fd = blocking_client(l.local_port());
-        // Let the read arm first: the reset must reach a waiting receive.
-        rt.block_on([]() -> task<void> { co_await ringflow::sleep_for(20ms); }());
-        reset_close(fd);
-        server.wait();
-        REQUIRE(res.err == ECONNRESET);
-      }
-      if (active) {  // a reset behind bytes already in the ring: the bytes first
-        end_result res;
-        std::atomic<bool> got_first{false};
-        auto server = rt.spawn(read_until_reset(&l, &got_first, &res));
-        int fd = blocking_client(l.local_port());
-        send_all(fd, std::as_bytes(std::span("abcdef", 6)));
-        while (!got_first.load()) std::this_thread::yield();  // the receive holds "bcdef" now
-        reset_close(fd);
-        server.wait();
-        REQUIRE(res.ended);  // the reset ended the receive before the bytes were read
-        REQUIRE(res.before_err == "abcdef");
-        REQUIRE(res.err == ECONNRESET);
-      }
+  on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool active) {
+    {  // EOF after data, and again on every later read
+      end_result res;
+      auto server = rt.spawn(read_to_end_twice(&l, &res));
+      int fd = blocking_client(l.local_port());
+      send_all(fd, std::as_bytes(std::span("hello, end", 10)));
+      ::shutdown(fd, SHUT_WR);
+      server.wait();
+      ::close(fd);
+      REQUIRE(res.got == "hello, end");
+      REQUIRE(res.eof_reads == 4);
     }
-  }
+    {  // a reset while a read waits
+      end_result res;
+      auto server = rt.spawn(read_waiting_for_reset(&l, &res));
+      int fd = blocking_client(l.local_port());
+      // Let the read arm first: the reset must reach a waiting receive.
+      rt.block_on([]() -> task<void> { co_await ringflow::sleep_for(20ms); }());
+      reset_close(fd);
+      server.wait();
+      REQUIRE(res.err == ECONNRESET);
+    }
+    if (active) {  // a reset behind bytes already in the ring: the bytes first
+      end_result res;
+      std::atomic<bool> got_first{false};
+      auto server = rt.spawn(read_until_reset(&l, &got_first, &res));
+      int fd = blocking_client(l.local_port());
+      send_all(fd, std::as_bytes(std::span("abcdef", 6)));
+      while (!got_first.load()) std::this_thread::yield();  // the receive holds "bcdef" now
+      reset_close(fd);
+      server.wait();
+      REQUIRE(res.ended);  // the reset ended the receive before the bytes were read
+      REQUIRE(res.before_err == "abcdef");
+      REQUIRE(res.err == ECONNRESET);
+    }
+  });
 }
 
 // ---- ring exhaustion ----------------------------------------------------------------
@@ -901,41 +818,30 @@ task<std::size_t> read_some(tcp_stream* s, std::vector<std::byte>* into, std::si
 }  // namespace
 
 TEST_CASE("multishot recv: a stream read from alternating workers loses nothing") {
-  for (bool multishot : {true, false}) {
-    DYNAMIC_SECTION(path_name(multishot)) {
-      forced_fallback env(!multishot);
-      ringflow::runtime rt({.threads = 2});
-      require_path(rt, multishot);
-      auto l = tcp_listener::bind("127.0.0.1", 0);
-      auto acc = rt.spawn(accept_one(&l));
-      int fd = blocking_client(l.local_port());
-      tcp_stream s = acc.wait();
-      constexpr std::size_t total = 256 * 1024;
-      std::thread writer([fd] {
-        for (std::size_t off = 0; off < total; off += 8192) send_pattern(fd, off, 8192);
-        ::shutdown(fd, SHUT_WR);
-      });
-      std::vector<std::byte> got;
-      std::mt19937 rng(17);
-      int hops = 0;
-      // Small reads leave bytes queued on one worker when the next read runs
-      // on the other: they must be handed over first, in order.
-      for (unsigned i = 0;; ++i) {
-        std::size_t n = rt.spawn_on(i % 2, read_some(&s, &got, 1 + rng() % 3000)).wait();
-        if (n == 0) break;
-        ++hops;
-      }
-      writer.join();
-      ::close(fd);
-      INFO(hops << " reads");
-      REQUIRE(got.size() == total);
-      REQUIRE(check_pattern(got, 0) == total);
-      REQUIRE(rt.spawn_on(0, []() -> task<unsigned> { co_return free_buffers_here(); }()).wait() ==
-              buffer_ring::buffer_count);
-      REQUIRE(rt.spawn_on(1, []() -> task<unsigned> { co_return free_buffers_here(); }()).wait() ==
-              buffer_ring::buffer_count);
+  on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool) {
+    auto acc = rt.spawn(accept_one(&l));
+    int fd = blocking_client(l.local_port());
+    tcp_stream s = acc.wait();
+    constexpr std::size_t total = 256 * 1024;
+    std::thread writer = pattern_writer_thread(fd, total, 8192);
+    std::vector<std::byte> got;
+    std::mt19937 rng(17);
+    int hops = 0;
+    // Small reads leave bytes queued on one worker when the next read runs
+    // on the other: they must be handed over first, in order.
+    for (unsigned i = 0;; ++i) {
+      std::size_t n = rt.spawn_on(i % 2, read_some(&s, &got, 1 + rng() % 3000)).wait();
+      if (n == 0) break;
+      ++hops;
     }
-  }
+    writer.join();
+    ::close(fd);
+    INFO(hops << " reads");
+    REQUIRE(got.size() == total);
+    REQUIRE(check_pattern(got, 0) == total);
+    REQUIRE(free_buffers_on(rt, 0) == buffer_ring::buffer_count);
+    REQUIRE(free_buffers_on(rt, 1) == buffer_ring::buffer_count);
+  }, 2);
 }
 
 namespace {
@@ -963,10 +869,7 @@ TEST_CASE("multishot recv: two concurrent reads of one stream both progress (the
   int fd = blocking_client(l.local_port());
   tcp_stream s = acc.wait();
   constexpr std::size_t total = 1024 * 1024;
-  std::thread writer([fd] {
-    for (std::size_t off = 0; off < total; off += 16384) send_pattern(fd, off, 16384);
-    ::shutdown(fd, SHUT_WR);
-  });
+  std::thread writer = pattern_writer_thread(fd, total, 16384);
   std::size_t a = 0, b = 0;
   rt.block_on(two_readers(&s, &a, &b));  // neither may hang waiting for the other's receive
   writer.join();
@@ -1006,40 +909,34 @@ task<void> counting_echo(tcp_listener* l, int warmup, alloc_result* out) {
 }  // namespace
 
 TEST_CASE("multishot recv: a steady-state read allocates nothing but its own frame") {
-  for (bool multishot : {true, false}) {
-    DYNAMIC_SECTION(path_name(multishot)) {
-      forced_fallback env(!multishot);
-      ringflow::runtime rt;
-      require_path(rt, multishot);
-      auto l = tcp_listener::bind("127.0.0.1", 0);
-      alloc_result res;
-      constexpr int warmup = 200, rounds = 1200;
-      auto server = rt.spawn(counting_echo(&l, warmup, &res));
-      int fd = blocking_client(l.local_port());
-      int nodelay = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
-      std::vector<std::byte> back(64);
-      bool echoed = true;
-      for (int r = 0; r < rounds; ++r) {
-        send_pattern(fd, static_cast<std::size_t>(r) * 64, 64);
-        std::size_t got = 0;
-        while (got < back.size()) {
-          ssize_t k = ::recv(fd, back.data() + got, back.size() - got, 0);
-          if (k <= 0) break;
-          got += static_cast<std::size_t>(k);
-        }
-        if (got != back.size() || check_pattern(back, static_cast<std::size_t>(r) * 64) != back.size()) echoed = false;
+  on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool) {
+    alloc_result res;
+    constexpr int warmup = 200, rounds = 1200;
+    auto server = rt.spawn(counting_echo(&l, warmup, &res));
+    int fd = blocking_client(l.local_port());
+    int nodelay = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
+    std::vector<std::byte> back(64);
+    bool echoed = true;
+    for (int r = 0; r < rounds; ++r) {
+      send_pattern(fd, static_cast<std::size_t>(r) * 64, 64);
+      std::size_t got = 0;
+      while (got < back.size()) {
+        ssize_t k = ::recv(fd, back.data() + got, back.size() - got, 0);
+        if (k <= 0) break;
+        got += static_cast<std::size_t>(k);
       }
-      ::shutdown(fd, SHUT_WR);
-      server.wait();
-      ::close(fd);
-      INFO(res.allocs << " allocations in " << res.reads << " reads");
-      REQUIRE(echoed);
-      REQUIRE(res.intact);
-      REQUIRE(res.reads >= rounds - warmup);
-#if defined(MS_COUNT_ALLOCS)
-      REQUIRE(res.allocs <= res.reads);  // at most the read task's frame each
-#endif
+      if (got != back.size() || check_pattern(back, static_cast<std::size_t>(r) * 64) != back.size()) echoed = false;
     }
-  }
+    ::shutdown(fd, SHUT_WR);
+    server.wait();
+    ::close(fd);
+    INFO(res.allocs << " allocations in " << res.reads << " reads");
+    REQUIRE(echoed);
+    REQUIRE(res.intact);
+    REQUIRE(res.reads >= rounds - warmup);
+#if defined(MS_COUNT_ALLOCS)
+    REQUIRE(res.allocs <= res.reads);  // at most the read task's frame each
+#endif
+  });
 }

@@ -2,11 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,26 +22,14 @@
 #include <thread>
 #include <vector>
 
+#include "../support/tcp_helpers.hpp"
+
 using namespace std::chrono_literals;
-using ringflow::task;
-using ringflow::tcp_listener;
-using ringflow::tcp_stream;
+using namespace test_support::tcp_tests;
 
 namespace {
 
 // ---- helpers -----------------------------------------------------------------
-
-// A position-dependent byte: a lost, duplicated or reordered byte shows.
-std::byte pattern_at(std::size_t i) {
-  std::uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull;
-  return static_cast<std::byte>(x >> 56);
-}
-
-std::vector<std::byte> pattern(std::size_t n) {
-  std::vector<std::byte> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = pattern_at(i);
-  return v;
-}
 
 std::span<const std::byte> as_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
 
@@ -121,22 +107,7 @@ struct scoped_env {
   }
 };
 
-// Blocking POSIX client helpers (the test thread as a plain peer).
-int blocking_socket() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  timeval tv{10, 0};  // a hang becomes a failure, not a stuck test
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  return fd;
-}
-bool blocking_connect(int fd, std::uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-}
+// A blocking round trip over fd (see blocking_socket); the error, if any, as text.
 std::string blocking_echo(int fd, const std::string& msg) {
   if (::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) return "send failed";
   std::string out(msg.size(), '\0');
@@ -352,72 +323,23 @@ TEST_CASE("tcp: a reset peer makes read and write_all throw, never SIGPIPE") {
 // ---- cancellation ------------------------------------------------------------------
 
 namespace {
-task<std::size_t> paced_writer(tcp_listener* l, unsigned seed) {
-  tcp_stream s = co_await l->accept();
-  s.set_nodelay(true);
-  std::mt19937 rng(seed);
-  std::size_t sent = 0;
-  for (int chunk = 0; chunk < 700; ++chunk) {
-    std::size_t n = 1 + rng() % 3000;
-    std::vector<std::byte> buf(n);
-    for (std::size_t i = 0; i < n; ++i) buf[i] = pattern_at(sent + i);
-    co_await s.write_all(buf);
-    sent += n;
-    co_await ringflow::sleep_for(std::chrono::microseconds(rng() % 400));  // data at random moments
-  }
-  s.shutdown_write();
-  co_return sent;
-}
-
-struct race_stats {
-  std::size_t bytes = 0;
-  int completed = 0;
-  int timed_out = 0;
-  bool intact = true;
-};
+constexpr pacing race_pacing{.chunks = 700, .max_chunk = 3000, .max_pause_us = 400};
+constexpr race_plan race_reading{
+    .rounds = 1000, .buf_size = 4096, .random_span = false, .min_deadline_us = 20, .deadline_spread_us = 400};
 
 task<void> racing_reader(std::uint16_t port, race_stats* st, unsigned seed) {
   tcp_stream c = co_await tcp_stream::connect("127.0.0.1", port);
-  std::mt19937 rng(seed);
-  std::vector<std::byte> buf(4096);
-  bool eof = false;
-  auto account = [&](std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      if (buf[i] != pattern_at(st->bytes + i)) st->intact = false;
-    }
-    st->bytes += n;
-  };
-  for (int i = 0; i < 1000 && !eof; ++i) {
-    auto d = std::chrono::microseconds(20 + rng() % 400);
-    std::optional<std::size_t> n = co_await ringflow::timeout(d, c.read(buf));
-    if (!n) {
-      ++st->timed_out;
-      continue;
-    }
-    ++st->completed;
-    if (*n == 0) eof = true;
-    account(*n);
-  }
-  while (!eof) {  // the rest, without deadlines
-    std::size_t n = co_await c.read(buf);
-    if (n == 0) break;
-    account(n);
-  }
+  co_await race_reads(&c, st, seed, race_reading);
 }
 }  // namespace
 
 TEST_CASE("tcp: 1000 reads racing a timeout lose no byte") {
   ringflow::runtime rt;
   auto l = tcp_listener::bind("127.0.0.1", 0);
-  auto writer = rt.spawn(paced_writer(&l, 7));
+  auto writer = rt.spawn(paced_writer(&l, 7, race_pacing));
   race_stats st;
   rt.block_on(racing_reader(l.local_port(), &st, 11));
-  std::size_t sent = writer.wait();
-  INFO("completed " << st.completed << ", timed out " << st.timed_out);
-  REQUIRE(st.timed_out > 0);  // the race did happen
-  REQUIRE(st.completed > 0);
-  REQUIRE(st.intact);
-  REQUIRE(st.bytes == sent);
+  require_race_lost_nothing(st, writer.wait());
 }
 
 namespace {
