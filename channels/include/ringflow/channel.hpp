@@ -409,7 +409,9 @@ class channel {
     template <class Sink>
     std::coroutine_handle<> suspend_with(std::coroutine_handle<> h, Sink&& sink) {
       guard g(ch);
-      if (try_complete(g, sink)) return h;
+      // await_ready just found nothing; only another thread could have
+      // changed that since, and only when the channel is shared.
+      if (g.locked() && try_complete(g, sink)) return h;
       ch.enqueue_locked(this, ch.receivers_, h);
       return detail::tls_worker->next_ready_for_transfer();
     }
@@ -519,7 +521,9 @@ class channel {
       std::optional<T> discarded;
       {
         guard g(ch_);
-        result_ = ch_.offer_locked(g, value_, discarded);
+        // await_ready's fast push just failed: unless another thread got in
+        // since (shared channel), go straight to the policy decision.
+        result_ = g.locked() ? ch_.offer_locked(g, value_, discarded) : ch_.offer_slow_locked(g, value_, discarded);
         if (result_ == send_status::full) {
           ch_.enqueue_locked(this, ch_.senders_, h);
           ++ch_.stats_.blocked_sends;

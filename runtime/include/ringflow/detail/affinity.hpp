@@ -60,6 +60,10 @@ class affinity_guard {
   affinity_guard& operator=(const affinity_guard&) = delete;
   [[gnu::always_inline]] ~affinity_guard() { unlock(); }
 
+  // False while the object runs lock-free for this worker: then nothing
+  // but this task can have changed it since the task last looked.
+  bool locked() const noexcept { return lock_ != nullptr; }
+
   [[gnu::always_inline]] void unlock() noexcept {
     if (lock_) {
       lock_->unlock();
