@@ -81,7 +81,7 @@ class channel {
   // capacity 0: a rendezvous channel, valid only with overflow::block, else
   // std::invalid_argument.
   explicit channel(std::size_t capacity, overflow policy = overflow::block, drop_handler on_drop = {})
-      : buf_(check(capacity, policy)), policy_(policy), on_drop_(std::move(on_drop)) {}
+      : policy_(policy), on_drop_(std::move(on_drop)), buf_(check(capacity, policy)) {}
   channel(const channel&) = delete;
   channel& operator=(const channel&) = delete;
   // Buffered values are destroyed. The channel must outlive every task using it.
@@ -687,21 +687,21 @@ class channel {
   };
 
  private:
-  detail::slot_ring<T> buf_;
+  // Laid out by cache line for channels shared between workers: what every
+  // operation reads but nothing writes, then the state an operation writes
+  // (two lines), then the rarely used parts, and the lock on a line of its own.
+  mutable detail::affinity affinity_;
   overflow policy_;
   drop_handler on_drop_;
-  bool closed_ = false;
+  detail::waiter_list handed_;  // rendezvous: receivers handed a value, not yet resumed
+  alignas(64) detail::slot_ring<T> buf_;
   std::size_t reserved_ = 0;  // free slots promised to woken senders and permits
   std::size_t claimed_ = 0;   // buffered values promised to woken receivers
   detail::waiter_list senders_;
   detail::waiter_list receivers_;
-  detail::waiter_list handed_;  // rendezvous: receivers handed a value, not yet resumed
-  std::deque<T> returned_;  // rendezvous only: values of cancelled receivers
+  bool closed_ = false;
   channel_stats stats_;
-  mutable detail::affinity affinity_;
-  // A cache line of its own: a worker spinning on the lock must not keep
-  // stealing the line whose state the holder is writing (2 workers, capacity
-  // 1024: 78 -> 52 ns/item).
+  std::deque<T> returned_;  // rendezvous only: values of cancelled receivers
   alignas(64) mutable detail::spinlock lock_;
 };
 
