@@ -195,6 +195,7 @@ void recv_state::arm(worker& w, buffer_ring& br) {
     const std::size_t room = buffer_ring::stream_cap > queued ? buffer_ring::stream_cap - queued : 1;
     sqe->file_index = static_cast<std::uint32_t>(room);
   }
+  if (br.provoking_refusal()) sqe->ioprio |= 1u << 15;  // no such receive flag: EINVAL
   c.on_complete = &on_cqe;
   c.context = this;
   c.waiter = {};

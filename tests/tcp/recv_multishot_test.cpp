@@ -908,6 +908,56 @@ task<void> counting_echo(tcp_listener* l, int warmup, alloc_result* out) {
 }
 }  // namespace
 
+namespace {
+struct refusal_result {
+  std::size_t bytes = 0;
+  std::size_t first_bad = SIZE_MAX;
+  bool multishot_after = true;
+  bool length_cap_after = true;
+};
+
+// Reads the pattern to the end on a worker whose kernel answers every
+// multishot receive with EINVAL (provoked: this kernel has the feature).
+task<void> read_through_refusal(tcp_listener* l, refusal_result* out) {
+  buffer_ring* br = detail::tls_worker->recv_buffers();
+  br->provoke_refusal_for_test();
+  tcp_stream s = co_await l->accept();
+  std::vector<std::byte> buf(16 * 1024);
+  for (;;) {
+    std::size_t n = co_await s.read(buf);
+    if (n == 0) break;
+    std::size_t ok = check_pattern(std::span(buf).first(n), out->bytes);
+    if (ok != n && out->first_bad == SIZE_MAX) out->first_bad = out->bytes + ok;
+    out->bytes += n;
+  }
+  out->multishot_after = multishot_here();
+  out->length_cap_after = detail::multishot_recv_length_cap();
+}
+}  // namespace
+
+// The path a kernel without multishot receive (or without its length cap)
+// takes: the first receive fails with EINVAL before it reads anything, the
+// worker switches the feature off, and reads go on single-shot.
+TEST_CASE("multishot recv: a kernel that refuses the receive with EINVAL gets single-shot reads, and loses nothing") {
+  ringflow::runtime rt;
+  if (!multishot_on(rt)) {
+    WARN("no multishot receive here: skipped");
+    return;
+  }
+  auto l = tcp_listener::bind("127.0.0.1", 0);
+  refusal_result res;
+  auto reader = rt.spawn(read_through_refusal(&l, &res));
+  constexpr std::size_t total = 1024 * 1024;
+  int fd = blocking_client(l.local_port());
+  send_pattern(fd, 0, total);
+  ::close(fd);
+  reader.wait();
+  REQUIRE_FALSE(res.multishot_after);  // the EINVAL arrived and switched the feature off
+  REQUIRE_FALSE(res.length_cap_after);
+  REQUIRE(res.first_bad == SIZE_MAX);
+  REQUIRE(res.bytes == total);
+}
+
 TEST_CASE("multishot recv: a steady-state read allocates nothing but its own frame") {
   on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool) {
     alloc_result res;

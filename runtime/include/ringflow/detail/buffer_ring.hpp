@@ -127,6 +127,11 @@ class buffer_ring {
   // The kernel caps a multishot receive's total length (sqe->optlen, 6.17+).
   bool has_length_cap() const noexcept { return length_cap_; }
   void refuse_multishot() noexcept { multishot_ok_ = false; }
+  // Tests only: until multishot is refused, every receive armed here carries
+  // a flag the kernel rejects, so the EINVAL answers of a kernel without the
+  // feature really arrive and the fallback runs as it would there.
+  void provoke_refusal_for_test() noexcept { provoke_refusal_ = true; }
+  bool provoking_refusal() const noexcept { return provoke_refusal_ && multishot_ok_; }
   void refuse_length_cap() noexcept { length_cap_ = false; }
 
   // Queue links, one slot per buffer.
@@ -158,6 +163,7 @@ class buffer_ring {
   unsigned provided_ = 0;  // ids [0, provided_) were handed to the kernel
   bool multishot_ok_ = true;
   bool length_cap_ = false;
+  bool provoke_refusal_ = false;
   std::unique_ptr<std::uint16_t[]> next_;
   std::unique_ptr<std::uint32_t[]> len_;
   recv_state* attached_ = nullptr;  // head of a doubly linked list
