@@ -239,60 +239,35 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "  {:<9} {:<9} w={} cap={:<5} {:>9.2f} {}\n", impl, scenario, workers, cap, median(runs), unit);
   };
 
+  // o.reps runs of one ringflow scenario: the median of their times, and the
+  // largest steady-state allocation count any of them saw.
+  auto ringflow_row = [&](std::string_view scenario, unsigned workers, std::size_t cap, std::string_view unit,
+                          auto run) {
+    std::vector<double> runs;
+    std::uint64_t allocs = 0;
+    for (int r = 0; r < o.reps; ++r) {
+      run_result res = run();
+      runs.push_back(res.ns_per_item);
+      allocs = std::max(allocs, res.allocs);
+    }
+    emit("ringflow", scenario, workers, cap, runs, unit, std::int64_t(allocs));
+  };
+  const std::uint64_t rounds = std::max<std::uint64_t>(o.items / 10, 10000);
   for (unsigned workers : {1u, 2u}) {
     for (std::size_t cap : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
-      std::vector<double> runs;
-      std::uint64_t allocs = 0;
-      for (int r = 0; r < o.reps; ++r) {
-        auto res = ringflow_mpmc(workers, cap, o.items, 1, 1);
-        runs.push_back(res.ns_per_item);
-        allocs = std::max(allocs, res.allocs);
-      }
-      emit("ringflow", "spsc", workers, cap, runs, "ns_per_item", std::int64_t(allocs));
+      ringflow_row("spsc", workers, cap, "ns_per_item", [&] { return ringflow_mpmc(workers, cap, o.items, 1, 1); });
     }
   }
-  {
-    std::vector<double> runs;
-    std::uint64_t allocs = 0;
-    for (int r = 0; r < o.reps; ++r) {
-      auto res = ringflow_mpmc(2, 1024, o.items, 4, 4);
-      runs.push_back(res.ns_per_item);
-      allocs = std::max(allocs, res.allocs);
-    }
-    emit("ringflow", "mpmc", 2, 1024, runs, "ns_per_item", std::int64_t(allocs));
-  }
+  ringflow_row("mpmc", 2, 1024, "ns_per_item", [&] { return ringflow_mpmc(2, 1024, o.items, 4, 4); });
   for (unsigned workers : {1u, 2u}) {
-    std::vector<double> runs;
-    std::uint64_t allocs = 0;
-    for (int r = 0; r < o.reps; ++r) {
-      auto res = ringflow_pingpong(workers, std::max<std::uint64_t>(o.items / 10, 10000));
-      runs.push_back(res.ns_per_item);
-      allocs = std::max(allocs, res.allocs);
-    }
-    emit("ringflow", "pingpong", workers, 1, runs, "ns_per_roundtrip", std::int64_t(allocs));
+    ringflow_row("pingpong", workers, 1, "ns_per_roundtrip", [&] { return ringflow_pingpong(workers, rounds); });
   }
   // Two workers, both tasks placed on one of them: the placement Go and Tokio
   // reach on their own when a send wakes a receiver (see README, "Two workers").
   for (std::size_t cap : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
-    std::vector<double> runs;
-    std::uint64_t allocs = 0;
-    for (int r = 0; r < o.reps; ++r) {
-      auto res = ringflow_mpmc(2, cap, o.items, 1, 1, true);
-      runs.push_back(res.ns_per_item);
-      allocs = std::max(allocs, res.allocs);
-    }
-    emit("ringflow", "spsc_colocated", 2, cap, runs, "ns_per_item", std::int64_t(allocs));
+    ringflow_row("spsc_colocated", 2, cap, "ns_per_item", [&] { return ringflow_mpmc(2, cap, o.items, 1, 1, true); });
   }
-  {
-    std::vector<double> runs;
-    std::uint64_t allocs = 0;
-    for (int r = 0; r < o.reps; ++r) {
-      auto res = ringflow_pingpong(2, std::max<std::uint64_t>(o.items / 10, 10000), true);
-      runs.push_back(res.ns_per_item);
-      allocs = std::max(allocs, res.allocs);
-    }
-    emit("ringflow", "pingpong_colocated", 2, 1, runs, "ns_per_roundtrip", std::int64_t(allocs));
-  }
+  ringflow_row("pingpong_colocated", 2, 1, "ns_per_roundtrip", [&] { return ringflow_pingpong(2, rounds, true); });
   std::uint64_t mutex_items = std::min<std::uint64_t>(o.items, 2'000'000);  // cap 1 is slow
   for (std::size_t cap : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
     std::vector<double> runs;
