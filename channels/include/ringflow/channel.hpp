@@ -26,6 +26,15 @@
 // - close() is idempotent and wakes every waiter: suspended senders resume
 //   with send_status::closed (their value untouched), receivers drain what is
 //   buffered and then get nullopt.
+// - Direct completion: when a waiting task cannot be cancelled (a spawned
+//   task and whatever it awaits; not timeout's child, a stream's producer or
+//   a task started by hand), the waker completes its wait itself, as Go does:
+//   a freed slot takes the waiting sender's value at once, and a value sent
+//   to a waiting receiver goes straight to it. At capacity 1 one suspension
+//   per side then carries two values, not one. stats() counts such a value
+//   as sent (received) at that moment, before the waiting task resumes. A
+//   cancellable waiter gets a claim instead, settled when it runs; that is
+//   what keeps cancelling it from taking or losing anything.
 // - Thread safety: usable from tasks on any workers. While only one worker has
 //   touched the channel it runs without a lock (see detail/affinity.hpp); once
 //   a second thread arrives it takes a spinlock per operation.
@@ -49,6 +58,7 @@
 #include <ringflow/detail/slot_ring.hpp>
 #include <ringflow/detail/waiter_list.hpp>
 #include <ringflow/overflow.hpp>
+#include <ringflow/task.hpp>
 
 // The per-operation steps of send/recv are tiny: inline them into the
 // awaiters so a buffered hand-off costs no calls.
@@ -289,33 +299,68 @@ class channel {
     return send_status::full;
   }
 
+  // Precondition: room for v (a free slot, or one reserved for it).
   RINGFLOW_HOT void push_locked(detail::affinity_guard& g, T&& v) {
+    if (!receivers_.empty()) return push_to_receivers_locked(g, std::move(v));
+    buffer_locked(std::move(v));
+  }
+  RINGFLOW_HOT void buffer_locked(T&& v) {
     buf_.push_back(std::move(v));
     ++stats_.sent;
     if (buf_.size() > stats_.high_water) stats_.high_water = buf_.size();
-    notify_receiver_locked(g);
+  }
+  // Receivers wait, so every buffered value is claimed. A direct receiver
+  // (see waiter_node::direct) is handed v outright, as Go hands a value to a
+  // parked receiver: it resumes without touching the channel again. Any
+  // other gets a claim on v in the buffer.
+  RINGFLOW_COLD void push_to_receivers_locked(detail::affinity_guard& g, T&& v) {
+    if (buf_.empty() && live_front_locked(receivers_) && receivers_.front()->direct) {
+      auto* r = static_cast<recv_base*>(receivers_.pop_front());
+      r->slot.emplace(std::move(v));
+      ++stats_.sent;
+      ++stats_.received;
+      wake_locked(g, r, detail::wait_state::handed);
+      // v never took its slot: if it was reserved (a woken sender, a permit),
+      // the slot is free again for the senders still waiting.
+      release_space_locked(g);
+      return;
+    }
+    buffer_locked(std::move(v));
+    notify_receiver_slow_locked(g);
   }
 
-  // A value nobody has claimed is ready: give the first waiting receiver the claim.
+  // Values nobody has claimed are ready: give the first waiting receivers a claim each.
   RINGFLOW_HOT void notify_receiver_locked(detail::affinity_guard& g) {
     if (!receivers_.empty()) notify_receiver_slow_locked(g);
   }
   RINGFLOW_COLD void notify_receiver_slow_locked(detail::affinity_guard& g) {
-    if (buf_.size() > claimed_ && live_front_locked(receivers_)) {
+    while (buf_.size() > claimed_ && live_front_locked(receivers_)) {
       ++claimed_;
       wake_locked(g, receivers_.pop_front(), detail::wait_state::notified);
     }
   }
 
-  // Slots are free: give the first waiting senders a reserved slot each.
+  // Slots are free: the first waiting senders get one each. A direct sender's
+  // value moves into its slot at once (it resumes with `sent` and the next
+  // receive finds the value without waiting for it: one park per side for
+  // two values at capacity 1); any other sender gets the slot reserved.
   RINGFLOW_HOT void release_space_locked(detail::affinity_guard& g) {
     if (!senders_.empty()) release_space_slow_locked(g);
   }
   RINGFLOW_COLD void release_space_slow_locked(detail::affinity_guard& g) {
+    bool moved = false;
     while (buf_.size() + reserved_ < buf_.capacity() && live_front_locked(senders_)) {
-      ++reserved_;
-      wake_locked(g, senders_.pop_front(), detail::wait_state::notified);
+      detail::waiter_node* n = senders_.pop_front();
+      if (n->direct) {
+        buffer_locked(std::move(static_cast<send_awaiter*>(n)->value_));
+        moved = true;
+        wake_locked(g, n, detail::wait_state::handed);
+      } else {
+        ++reserved_;
+        wake_locked(g, n, detail::wait_state::notified);
+      }
     }
+    if (moved) notify_receiver_locked(g);
   }
 
   // Precondition: a value is available to the caller (unclaimed, or its claim).
@@ -361,12 +406,14 @@ class channel {
     returned_.push_front(std::move(v));
   }
 
-  void enqueue_locked(detail::waiter_node* n, detail::waiter_list& list, std::coroutine_handle<> h) {
+  void enqueue_locked(detail::waiter_node* n, detail::waiter_list& list, std::coroutine_handle<> h,
+                      bool direct = false) {
     if (!detail::tls_worker) throw std::logic_error("ringflow::channel: awaited outside a runtime");
     n->handle = h;
     n->owner = detail::tls_worker;
     n->state = detail::wait_state::waiting;
     n->registered = true;
+    n->direct = direct;
     list.push_back(n);
   }
 
@@ -407,18 +454,23 @@ class channel {
     }
     // Returns h to go on at once, else the task to transfer to.
     template <class Sink>
-    std::coroutine_handle<> suspend_with(std::coroutine_handle<> h, Sink&& sink) {
+    std::coroutine_handle<> suspend_with(std::coroutine_handle<> h, Sink&& sink, bool direct = false) {
       guard g(ch);
       // await_ready just found nothing; only another thread could have
       // changed that since, and only when the channel is shared.
       if (g.locked() && try_complete(g, sink)) return h;
-      ch.enqueue_locked(this, ch.receivers_, h);
+      ch.enqueue_locked(this, ch.receivers_, h, direct);
       return detail::tls_worker->next_ready_for_transfer();
     }
     // Resumed by a notification: the claimed value is ours.
     template <class Sink>
     RINGFLOW_HOT void on_resume(Sink&& sink) {
       if (!registered) return;  // completed without suspending
+      if (direct && state == detail::wait_state::handed) {  // the value is in slot already
+        registered = false;
+        state = detail::wait_state::idle;
+        return;
+      }
       on_resume_slow(sink);
     }
     template <class Sink>
@@ -444,7 +496,9 @@ class channel {
     RINGFLOW_COLD void withdraw() {
       if (!registered) return;
       guard g(ch);
-      if (state == detail::wait_state::handed) ch.cancel_handed_locked(g, this);
+      // A direct receiver's handed value goes with its frame (only shutdown
+      // destroys such a frame while its resumption is queued).
+      if (state == detail::wait_state::handed && !direct) ch.cancel_handed_locked(g, this);
       detail::wait_state s = ch.withdraw_locked(this, ch.receivers_);
       if (s == detail::wait_state::notified) {
         --ch.claimed_;
@@ -457,7 +511,11 @@ class channel {
   class [[nodiscard]] recv_awaiter : recv_base {
    public:
     RINGFLOW_HOT bool await_ready() { return this->ready_with(sink()); }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) { return this->suspend_with(h, sink()); }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
+      // Rendezvous hand-offs keep their own bookkeeping (handed_): never direct.
+      return this->suspend_with(h, sink(), !this->ch.rendezvous() && !detail::may_be_cancelled(h));
+    }
     RINGFLOW_HOT std::optional<T> await_resume() {
       this->on_resume(sink());
       // Field by field: copying the optional whole reads 16 bytes just written
@@ -517,7 +575,8 @@ class channel {
       result_ = send_status::sent;
       return true;
     }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
       std::optional<T> discarded;
       {
         guard g(ch_);
@@ -525,7 +584,7 @@ class channel {
         // since (shared channel), go straight to the policy decision.
         result_ = g.locked() ? ch_.offer_locked(g, value_, discarded) : ch_.offer_slow_locked(g, value_, discarded);
         if (result_ == send_status::full) {
-          ch_.enqueue_locked(this, ch_.senders_, h);
+          ch_.enqueue_locked(this, ch_.senders_, h, !detail::may_be_cancelled(h));
           ++ch_.stats_.blocked_sends;
           return detail::tls_worker->next_ready_for_transfer();
         }

@@ -26,6 +26,15 @@ namespace detail {
 struct task_promise_base {
   std::coroutine_handle<> continuation = std::noop_coroutine();
   std::exception_ptr error;
+  // True when something may destroy this frame while it is suspended, before
+  // the resumption already queued for it runs: timeout's child, a stream's
+  // owned producer, a task started by hand, and every task they await. Only
+  // a task awaited by a spawned task's root (and what that awaits in turn)
+  // is known not to be: only shutdown destroys those. A channel completes
+  // the wait of such a frame ahead of its resumption (it moves the value
+  // across at once); a cancellable frame's wait completes only when the
+  // frame runs, so cancelling it takes nothing and loses nothing.
+  bool cancellable = true;
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -66,6 +75,20 @@ struct task_promise<void> : task_promise_base {
   void take() { rethrow_if_error(); }
 };
 
+// Whether the frame of h may be destroyed while suspended with a resumption
+// already queued. Coroutine types that do not say (no `cancellable` member
+// in their promise) are assumed to.
+template <class P>
+bool may_be_cancelled(std::coroutine_handle<P> h) noexcept {
+  if constexpr (std::is_void_v<P>) {
+    return true;  // a type-erased handle: nothing to ask
+  } else if constexpr (requires(P& p) { bool(p.cancellable); }) {
+    return h.promise().cancellable;
+  } else {
+    return true;
+  }
+}
+
 }  // namespace detail
 
 template <class T>
@@ -91,19 +114,22 @@ class [[nodiscard]] task {
   bool valid() const noexcept { return bool(h_); }
   bool done() const noexcept { return h_ && h_.done(); }
 
-  auto operator co_await() && noexcept {
-    struct awaiter {
-      std::coroutine_handle<promise_type> h;
-      bool await_ready() const noexcept { return !h || h.done(); }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<> cont) noexcept {
-        h.promise().continuation = cont;
-        return h;
-      }
-      T await_resume() { return h.promise().take(); }
-    };
-    return awaiter{h_};
-  }
-  auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
+  // What co_await on a task gives (a named member because a local class
+  // cannot have the member template await_suspend needs). The awaited task
+  // inherits `cancellable` from the awaiting frame.
+  struct awaiter {
+    std::coroutine_handle<promise_type> h;
+    bool await_ready() const noexcept { return !h || h.done(); }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> cont) noexcept {
+      h.promise().continuation = cont;
+      h.promise().cancellable = detail::may_be_cancelled(cont);
+      return h;
+    }
+    T await_resume() { return h.promise().take(); }
+  };
+  awaiter operator co_await() && noexcept { return awaiter{h_}; }
+  awaiter operator co_await() & noexcept { return std::move(*this).operator co_await(); }
 
   // Gives up ownership of the frame (used by spawn and timeout).
   std::coroutine_handle<promise_type> release() noexcept { return std::exchange(h_, {}); }

@@ -39,6 +39,11 @@ struct waiter_node {
   // A destructor tests this one (no lock needed) before it locks to look at
   // `state`, which another worker may be writing at that moment.
   bool registered = false;
+  // A plain send or recv whose frame is never cancelled while a resumption
+  // is queued (task_promise_base::cancellable): the waker may complete it
+  // outright, moving the value between the buffer and the awaiter, instead
+  // of handing it a claim to settle when it runs.
+  bool direct = false;
   // Set for the cases of a select(); null for ordinary waiters.
   select_core* sel = nullptr;
   unsigned sel_index = 0;
