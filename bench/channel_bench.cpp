@@ -187,6 +187,7 @@ double mutex_pingpong(std::uint64_t rounds) {
 struct options {
   std::uint64_t items = 10'000'000;
   int reps = 3;
+  std::string only;  // run only the rows whose label ("ringflow spsc w=1 cap=1024") contains this
 };
 
 options parse(int argc, char** argv) {
@@ -201,12 +202,15 @@ options parse(int argc, char** argv) {
       o.items = value();
     } else if (a == "--reps") {
       o.reps = static_cast<int>(value());
+    } else if (a == "--only") {
+      if (i + 1 >= argc) throw std::invalid_argument("--only needs a value");
+      o.only = argv[++i];
     } else if (a == "--quick") {
       o.items = 200'000;
       o.reps = 1;
     } else if (a == "--help" || a == "-h") {
       fmt::print(
-          "usage: channel_bench [--items N] [--reps R] [--quick]\n"
+          "usage: channel_bench [--items N] [--reps R] [--quick] [--only LABEL-PART]\n"
           "  ringflow channels (1 and 2 workers, capacities 1/64/1024, 4->4, ping-pong)\n"
           "  beside a std::mutex+condition_variable queue; prints JSON; medians of R runs\n");
       std::exit(0);
@@ -241,8 +245,13 @@ int main(int argc, char** argv) {
 
   // o.reps runs of one ringflow scenario: the median of their times, and the
   // largest steady-state allocation count any of them saw.
+  auto wanted = [&](std::string_view impl, std::string_view scenario, unsigned workers, std::size_t cap) {
+    return o.only.empty() ||
+           fmt::format("{} {} w={} cap={}", impl, scenario, workers, cap).find(o.only) != std::string::npos;
+  };
   auto ringflow_row = [&](std::string_view scenario, unsigned workers, std::size_t cap, std::string_view unit,
                           auto run) {
+    if (!wanted("ringflow", scenario, workers, cap)) return;
     std::vector<double> runs;
     std::uint64_t allocs = 0;
     for (int r = 0; r < o.reps; ++r) {
@@ -270,13 +279,14 @@ int main(int argc, char** argv) {
   ringflow_row("pingpong_colocated", 2, 1, "ns_per_roundtrip", [&] { return ringflow_pingpong(2, rounds, true); });
   std::uint64_t mutex_items = std::min<std::uint64_t>(o.items, 2'000'000);  // cap 1 is slow
   for (std::size_t cap : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
+    if (!wanted("mutex_condvar", "spsc", 2, cap)) continue;
     std::vector<double> runs;
     // At capacity 1 every item costs two futex wake-ups (~45 us): fewer items.
     std::uint64_t n = cap == 1 ? std::min<std::uint64_t>(mutex_items, 50'000) : mutex_items;
     for (int r = 0; r < o.reps; ++r) runs.push_back(mutex_spsc(cap, n));
     emit("mutex_condvar", "spsc", 2, cap, runs, "ns_per_item", -1);
   }
-  {
+  if (wanted("mutex_condvar", "pingpong", 2, 1)) {
     std::vector<double> runs;
     for (int r = 0; r < o.reps; ++r) runs.push_back(mutex_pingpong(std::min<std::uint64_t>(mutex_items / 20, 50'000)));
     emit("mutex_condvar", "pingpong", 2, 1, runs, "ns_per_roundtrip", -1);

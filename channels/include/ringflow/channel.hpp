@@ -433,7 +433,7 @@ class channel {
   // ---- receivers ----------------------------------------------------------------
 
   struct recv_base : detail::waiter_node {
-    explicit recv_base(channel& c) : ch(c) {}
+    explicit recv_base(channel& c) : detail::waiter_node(lazy_t{}), ch(c) {}
     recv_base(const recv_base&) = delete;
     channel& ch;
     std::optional<T> slot;  // rendezvous hand-off
@@ -459,6 +459,7 @@ class channel {
       // await_ready just found nothing; only another thread could have
       // changed that since, and only when the channel is shared.
       if (g.locked() && try_complete(g, sink)) return h;
+      this->sel = nullptr;
       ch.enqueue_locked(this, ch.receivers_, h, direct);
       return detail::tls_worker->next_ready_for_transfer();
     }
@@ -584,6 +585,7 @@ class channel {
         // since (shared channel), go straight to the policy decision.
         result_ = g.locked() ? ch_.offer_locked(g, value_, discarded) : ch_.offer_slow_locked(g, value_, discarded);
         if (result_ == send_status::full) {
+          this->sel = nullptr;
           ch_.enqueue_locked(this, ch_.senders_, h, !detail::may_be_cancelled(h));
           ++ch_.stats_.blocked_sends;
           return detail::tls_worker->next_ready_for_transfer();
@@ -629,7 +631,7 @@ class channel {
     }
     friend class channel;
     template <class> friend class detail::select_send_state;
-    send_awaiter(channel& c, T&& v) : ch_(c), value_(std::move(v)) {}
+    send_awaiter(channel& c, T&& v) : detail::waiter_node(lazy_t{}), ch_(c), value_(std::move(v)) {}
     send_awaiter(const send_awaiter&) = delete;
     channel& ch_;
     T value_;
