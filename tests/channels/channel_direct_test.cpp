@@ -191,3 +191,21 @@ TEST_CASE("channel direct: shutdown frees a value handed to a receiver that neve
   }
   REQUIRE(tracked::live == 0);
 }
+
+TEST_CASE("channel direct: a receiver on one worker moves in the value of a sender waiting on another") {
+  ringflow::runtime rt({.threads = 2});
+  rt.block_on([](ringflow::runtime* rt) -> task<void> {  // worker 0
+    channel<int> ch(1);
+    std::vector<send_status> results;
+    auto sender = rt->spawn_on(1, send_values(&ch, {1, 2}, &results));
+    // Wait, without sleeping, until the sender has parked with 2.
+    while (ch.stats().blocked_sends == 0) co_await ringflow::yield();
+    std::optional<int> first = co_await ch.recv();
+    REQUIRE(first == 1);
+    // This worker moved 2 in while taking 1: it is there before the sender runs again.
+    std::optional<int> second = ch.try_recv();
+    REQUIRE(second == 2);
+    co_await std::move(sender);
+    REQUIRE(results == std::vector<send_status>(2, send_status::sent));
+  }(&rt));
+}
