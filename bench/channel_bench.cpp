@@ -252,6 +252,7 @@ int main(int argc, char** argv) {
   auto ringflow_row = [&](std::string_view scenario, unsigned workers, std::size_t cap, std::string_view unit,
                           auto run) {
     if (!wanted("ringflow", scenario, workers, cap)) return;
+    run();  // warm-up, not measured (as in the Go and Tokio peers): first runs were often the slowest
     std::vector<double> runs;
     std::uint64_t allocs = 0;
     for (int r = 0; r < o.reps; ++r) {
@@ -283,11 +284,13 @@ int main(int argc, char** argv) {
     std::vector<double> runs;
     // At capacity 1 every item costs two futex wake-ups (~45 us): fewer items.
     std::uint64_t n = cap == 1 ? std::min<std::uint64_t>(mutex_items, 50'000) : mutex_items;
+    mutex_spsc(cap, n);  // warm-up
     for (int r = 0; r < o.reps; ++r) runs.push_back(mutex_spsc(cap, n));
     emit("mutex_condvar", "spsc", 2, cap, runs, "ns_per_item", -1);
   }
   if (wanted("mutex_condvar", "pingpong", 2, 1)) {
     std::vector<double> runs;
+    mutex_pingpong(std::min<std::uint64_t>(mutex_items / 20, 50'000));  // warm-up
     for (int r = 0; r < o.reps; ++r) runs.push_back(mutex_pingpong(std::min<std::uint64_t>(mutex_items / 20, 50'000)));
     emit("mutex_condvar", "pingpong", 2, 1, runs, "ns_per_roundtrip", -1);
   }

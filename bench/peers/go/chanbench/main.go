@@ -133,8 +133,12 @@ func median(xs []float64) float64 {
 	return s[m]
 }
 
-// measure runs f reps times and returns ns per unit for each run.
+// measure runs f once to warm up (caches, page faults, clock ramp: the first
+// run of a scenario was often the slowest), then reps times, and returns ns
+// per unit for each measured run. Every implementation's bench does the same.
 func measure(reps, units int, f func() time.Duration) []float64 {
+	runtime.GC()
+	f()
 	runs := make([]float64, reps)
 	for i := range runs {
 		runtime.GC()

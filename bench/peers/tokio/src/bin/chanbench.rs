@@ -169,7 +169,10 @@ fn median(xs: &[f64]) -> f64 {
 }
 
 /// Runs f `reps` times; returns ns per unit for each run.
+// One unmeasured warm-up run first (caches, page faults, clock ramp), as in
+// every implementation's bench; then reps measured runs, ns per unit each.
 fn measure<F: FnMut() -> Duration>(reps: usize, units: u64, mut f: F) -> Vec<f64> {
+    f();
     (0..reps)
         .map(|_| round2(f().as_nanos() as f64 / units as f64))
         .collect()
