@@ -18,10 +18,10 @@ using namespace test_support::channel_tests;
 
 namespace {
 
-template <class F>
-void run(F&& body) {
+template <class F, class... Args>
+void run(F&& body, Args... args) {
   ringflow::runtime rt({.threads = 1});
-  rt.block_on(body());
+  rt.block_on(body(args...));
 }
 
 task<void> send_values(channel<int>* ch, std::vector<int> vs, std::vector<send_status>* results) {
@@ -91,39 +91,33 @@ TEST_CASE("channel direct: a sender under timeout, however deep, only gets the s
   });
 }
 
-TEST_CASE("channel direct: a value sent to a waiting spawned receiver goes straight to it") {
-  run([]() -> task<void> {
-    channel<int> ch(1);
-    std::vector<int> out;
-    auto receiver = ringflow::spawn(recv_into(&ch, &out));
-    co_await ringflow::yield();
-    REQUIRE(ch.try_send(7) == send_status::sent);
-    // Counted as received and not buffered, although the receiver has not run.
-    REQUIRE(ch.size() == 0);
-    REQUIRE(ch.stats().received == 1);
-    REQUIRE(out.empty());
-    // The slot stays free: the next value is buffered, not refused.
-    REQUIRE(ch.try_send(8) == send_status::sent);
-    REQUIRE(ch.try_send(9) == send_status::full);
-    co_await std::move(receiver);
-    REQUIRE(out == std::vector<int>{7});
-    REQUIRE(ch.try_recv() == 8);
-  });
-}
-
-TEST_CASE("channel direct: a receiver under timeout gets a claim on the buffered value") {
-  run([]() -> task<void> {
-    channel<int> ch(1);
-    std::vector<int> out;
-    auto receiver = ringflow::spawn(recv_under_timeout(&ch, &out));
-    co_await ringflow::yield();
-    REQUIRE(ch.try_send(7) == send_status::sent);
-    REQUIRE(ch.size() == 1);  // buffered, claimed by the receiver
-    REQUIRE(ch.stats().received == 0);
-    REQUIRE_FALSE(ch.try_recv().has_value());  // a latecomer cannot take it
-    co_await std::move(receiver);
-    REQUIRE(out == std::vector<int>{7});
-  });
+TEST_CASE("channel direct: a value sent to a waiting receiver goes straight to a spawned one, is claimed for one under timeout") {
+  for (bool under_timeout : {false, true}) {
+    INFO((under_timeout ? "receiver under timeout" : "spawned receiver"));
+    run([](bool cancellable) -> task<void> {
+      channel<int> ch(1);
+      std::vector<int> out;
+      auto receiver = ringflow::spawn(cancellable ? recv_under_timeout(&ch, &out) : recv_into(&ch, &out));
+      co_await ringflow::yield();
+      REQUIRE(ch.try_send(7) == send_status::sent);
+      REQUIRE(out.empty());  // the receiver has not run yet
+      if (cancellable) {
+        REQUIRE(ch.size() == 1);  // buffered, claimed by the receiver
+        REQUIRE(ch.stats().received == 0);
+        REQUIRE_FALSE(ch.try_recv().has_value());  // a latecomer cannot take it
+      } else {
+        // Handed over: counted as received, not buffered, and the slot stays
+        // free, so the next value is buffered, not refused.
+        REQUIRE(ch.size() == 0);
+        REQUIRE(ch.stats().received == 1);
+        REQUIRE(ch.try_send(8) == send_status::sent);
+        REQUIRE(ch.try_send(9) == send_status::full);
+      }
+      co_await std::move(receiver);
+      REQUIRE(out == std::vector<int>{7});
+      if (!cancellable) REQUIRE(ch.try_recv() == 8);
+    }, under_timeout);
+  }
 }
 
 TEST_CASE("channel direct: a value handed past its reserved slot frees the slot for the senders still waiting") {
