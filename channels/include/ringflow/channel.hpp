@@ -406,14 +406,18 @@ class channel {
     returned_.push_front(std::move(v));
   }
 
+  // Writes every field of n (the per-operation awaiters leave them unset
+  // until now, see waiter_node::lazy_t). sel: the select n is a case of.
   void enqueue_locked(detail::waiter_node* n, detail::waiter_list& list, std::coroutine_handle<> h,
-                      bool direct = false) {
+                      bool direct = false, detail::select_core* sel = nullptr, unsigned sel_index = 0) {
     if (!detail::tls_worker) throw std::logic_error("ringflow::channel: awaited outside a runtime");
     n->handle = h;
     n->owner = detail::tls_worker;
     n->state = detail::wait_state::waiting;
     n->registered = true;
     n->direct = direct;
+    n->sel = sel;
+    n->sel_index = sel_index;
     list.push_back(n);
   }
 
@@ -459,7 +463,6 @@ class channel {
       // await_ready just found nothing; only another thread could have
       // changed that since, and only when the channel is shared.
       if (g.locked() && try_complete(g, sink)) return h;
-      this->sel = nullptr;
       ch.enqueue_locked(this, ch.receivers_, h, direct);
       return detail::tls_worker->next_ready_for_transfer();
     }
@@ -585,7 +588,6 @@ class channel {
         // since (shared channel), go straight to the policy decision.
         result_ = g.locked() ? ch_.offer_locked(g, value_, discarded) : ch_.offer_slow_locked(g, value_, discarded);
         if (result_ == send_status::full) {
-          this->sel = nullptr;
           ch_.enqueue_locked(this, ch_.senders_, h, !detail::may_be_cancelled(h));
           ++ch_.stats_.blocked_sends;
           return detail::tls_worker->next_ready_for_transfer();

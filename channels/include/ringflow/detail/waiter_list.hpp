@@ -34,8 +34,7 @@ struct waiter_node {
       : prev(nullptr), next(nullptr), owner(nullptr), state(wait_state::idle), registered(false), direct(false),
         sel(nullptr), sel_index(0) {}
   // For the awaiters made on every send and recv: only `registered` is set
-  // now; the rest is written when the node is queued (the suspending
-  // awaiter clears `sel` itself). An operation that completes at once then
+  // now; the rest is written when the node is queued (channel::enqueue_locked). An operation that completes at once then
   // stores two fields, not nine: less work, and fewer chances for a store to
   // alias (modulo 4 KiB) the thread-local load the next operation makes.
   struct lazy_t {};
