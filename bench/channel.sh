@@ -46,9 +46,10 @@ summary = []
 for r in rows:
     if r["impl"] == "ringflow":
         continue
-    # A peer's 2-worker row is set beside ringflow pinned apart and, where
-    # measured, colocated (both tasks on one worker: where Go and Tokio put them).
-    for scen in (r["scenario"], r["scenario"] + "_colocated"):
+    # A peer's 2-worker row is set beside ringflow's tasks started by spawn()
+    # and placed by the runtime (like for like: Go and Tokio place theirs too),
+    # pinned apart, and pinned together on one worker.
+    for scen in (r["scenario"] + "_spawned", r["scenario"], r["scenario"] + "_colocated"):
         k = (scen, r["workers"], r.get("capacity", 1))
         if k in ours:
             summary.append({"scenario": scen, "workers": r["workers"], "capacity": r.get("capacity", 1),

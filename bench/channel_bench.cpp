@@ -62,11 +62,17 @@ struct run_result {
   std::uint64_t allocs;
 };
 
-// senders -> receivers over one channel; task i goes to worker i % workers,
-// or, colocated, every task to the last worker (what Go's runnext and Tokio's
-// LIFO slot arrive at by themselves: the woken task runs on the waker's thread).
+// Where the tasks of a scenario go.
+enum class placement {
+  apart,      // pinned (spawn_on): task i on worker i % workers, never moved
+  together,   // pinned, every task on the last worker
+  spawned,    // spawn(): round-robin, and the runtime moves a woken task to
+              // its waker's worker, as Go's runnext and Tokio's LIFO slot do
+};
+
+// senders -> receivers over one channel.
 run_result ringflow_mpmc(unsigned workers, std::size_t cap, std::uint64_t items, unsigned senders, unsigned receivers,
-                         bool colocated = false) {
+                         placement where = placement::apart) {
   ringflow::runtime rt({.threads = workers});
   channel<std::uint64_t> ch(cap);
   std::uint64_t per = items / senders;
@@ -74,21 +80,28 @@ run_result ringflow_mpmc(unsigned workers, std::size_t cap, std::uint64_t items,
   auto t0 = clock_type::now();
   std::uint64_t sum = rt.block_on([](ringflow::runtime* rt, channel<std::uint64_t>* ch, unsigned workers,
                                      unsigned senders, unsigned receivers, std::uint64_t per, std::uint64_t* a0,
-                                     std::uint64_t* a1, bool colocated) -> task<std::uint64_t> {
+                                     std::uint64_t* a1, placement where) -> task<std::uint64_t> {
     std::vector<ringflow::join_handle<std::uint64_t>> rs;
     std::vector<ringflow::join_handle<void>> ps;
     rs.reserve(receivers);
     ps.reserve(senders);
-    for (unsigned r = 0; r < receivers; ++r) rs.push_back(rt->spawn_on(colocated ? workers - 1 : (r + 1) % workers, consume(ch)));
+    const bool together = where == placement::together;
+    for (unsigned r = 0; r < receivers; ++r) {
+      rs.push_back(where == placement::spawned ? rt->spawn(consume(ch))
+                                               : rt->spawn_on(together ? workers - 1 : (r + 1) % workers, consume(ch)));
+    }
     *a0 = g_allocs.load();
-    for (unsigned s = 0; s < senders; ++s) ps.push_back(rt->spawn_on(colocated ? workers - 1 : s % workers, produce(ch, s * per, per)));
+    for (unsigned s = 0; s < senders; ++s) {
+      ps.push_back(where == placement::spawned ? rt->spawn(produce(ch, s * per, per))
+                                               : rt->spawn_on(together ? workers - 1 : s % workers, produce(ch, s * per, per)));
+    }
     for (auto& p : ps) co_await std::move(p);
     *a1 = g_allocs.load();
     ch->close();
     std::uint64_t total = 0;
     for (auto& r : rs) total += co_await std::move(r);
     co_return total;
-  }(&rt, &ch, workers, senders, receivers, per, &allocs0, &allocs1, colocated));
+  }(&rt, &ch, workers, senders, receivers, per, &allocs0, &allocs1, where));
   double ns = ns_since(t0);
   std::uint64_t n = per * senders;
   if (sum != n * (n - 1) / 2) {
@@ -105,27 +118,39 @@ task<void> pong(channel<std::uint64_t>* in, channel<std::uint64_t>* out) {
   out->close();
 }
 
-// colocated: pong on the pinging task's worker (block_on's, worker 0).
-run_result ringflow_pingpong(unsigned workers, std::uint64_t rounds, bool colocated = false) {
+task<std::uint64_t> ping(channel<std::uint64_t>* out, channel<std::uint64_t>* in, std::uint64_t rounds,
+                         std::uint64_t* allocs) {
+  std::uint64_t a0 = g_allocs.load();
+  std::uint64_t v = 0;
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    co_await out->send(v);
+    auto r = co_await in->recv();
+    v = *r;
+  }
+  *allocs = g_allocs.load() - a0;
+  out->close();
+  co_return v;
+}
+
+// apart: ping on worker 0, pong on worker 1; together: both on worker 0.
+run_result ringflow_pingpong(unsigned workers, std::uint64_t rounds, placement where = placement::apart) {
   ringflow::runtime rt({.threads = workers});
   channel<std::uint64_t> a(1), b(1);
   std::uint64_t allocs = 0;
   auto t0 = clock_type::now();
-  rt.block_on([](ringflow::runtime* rt, channel<std::uint64_t>* a, channel<std::uint64_t>* b, unsigned workers,
-                 std::uint64_t rounds, std::uint64_t* allocs, bool colocated) -> task<void> {
-    auto p = rt->spawn_on(workers > 1 && !colocated ? 1 : 0, pong(a, b));
-    std::uint64_t a0 = g_allocs.load();
-    std::uint64_t v = 0;
-    for (std::uint64_t i = 0; i < rounds; ++i) {
-      co_await a->send(v);
-      auto r = co_await b->recv();
-      v = *r;
-    }
-    *allocs = g_allocs.load() - a0;
-    a->close();
+  std::uint64_t v = rt.block_on([](ringflow::runtime* rt, channel<std::uint64_t>* a, channel<std::uint64_t>* b,
+                                   unsigned workers, std::uint64_t rounds, std::uint64_t* allocs,
+                                   placement where) -> task<std::uint64_t> {
+    auto start = [&](unsigned index, auto t) {
+      if (where == placement::spawned) return rt->spawn(std::move(t));
+      return rt->spawn_on(where == placement::together ? 0 : index % workers, std::move(t));
+    };
+    auto p = start(1, pong(a, b));
+    std::uint64_t v = co_await start(0, ping(a, b, rounds, allocs));
     co_await std::move(p);
-    if (v != rounds) std::exit(1);
-  }(&rt, &a, &b, workers, rounds, &allocs, colocated));
+    co_return v;
+  }(&rt, &a, &b, workers, rounds, &allocs, where));
+  if (v != rounds) std::exit(1);
   return {ns_since(t0) / double(rounds), allocs};
 }
 
@@ -272,12 +297,24 @@ int main(int argc, char** argv) {
   for (unsigned workers : {1u, 2u}) {
     ringflow_row("pingpong", workers, 1, "ns_per_roundtrip", [&] { return ringflow_pingpong(workers, rounds); });
   }
-  // Two workers, both tasks placed on one of them: the placement Go and Tokio
+  // Two workers, both tasks pinned to one of them: the placement Go and Tokio
   // reach on their own when a send wakes a receiver (see README, "Two workers").
   for (std::size_t cap : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
-    ringflow_row("spsc_colocated", 2, cap, "ns_per_item", [&] { return ringflow_mpmc(2, cap, o.items, 1, 1, true); });
+    ringflow_row("spsc_colocated", 2, cap, "ns_per_item",
+                 [&] { return ringflow_mpmc(2, cap, o.items, 1, 1, placement::together); });
   }
-  ringflow_row("pingpong_colocated", 2, 1, "ns_per_roundtrip", [&] { return ringflow_pingpong(2, rounds, true); });
+  ringflow_row("pingpong_colocated", 2, 1, "ns_per_roundtrip",
+               [&] { return ringflow_pingpong(2, rounds, placement::together); });
+  // Two workers, tasks started with spawn() and placed by the runtime, as Go's
+  // goroutines and Tokio's tasks are: the like-for-like rows for their figures.
+  for (std::size_t cap : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
+    ringflow_row("spsc_spawned", 2, cap, "ns_per_item",
+                 [&] { return ringflow_mpmc(2, cap, o.items, 1, 1, placement::spawned); });
+  }
+  ringflow_row("mpmc_spawned", 2, 1024, "ns_per_item",
+               [&] { return ringflow_mpmc(2, 1024, o.items, 4, 4, placement::spawned); });
+  ringflow_row("pingpong_spawned", 2, 1, "ns_per_roundtrip",
+               [&] { return ringflow_pingpong(2, rounds, placement::spawned); });
   std::uint64_t mutex_items = std::min<std::uint64_t>(o.items, 2'000'000);  // cap 1 is slow
   for (std::size_t cap : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
     if (!wanted("mutex_condvar", "spsc", 2, cap)) continue;

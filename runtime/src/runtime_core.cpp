@@ -1,5 +1,7 @@
 #include <ringflow/detail/runtime_core.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 
@@ -76,6 +78,25 @@ void runtime_core::start_on(worker& w, root_link* root) {
   } else if (w.push_remote(root->frame, root)) {
     w.wake();
   }
+}
+
+std::int64_t runtime_core::now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void runtime_core::pause_moves() noexcept {
+  // Long against a hand-off (~0.1-20 us), short against a busy pipeline's
+  // life; doubled (up to 64 ms) while give-aways keep coming soon after the
+  // pause ends (an idle worker looks every 1 ms): the tasks involved are busy
+  // enough to want a core each.
+  constexpr std::int64_t first_ns = 500'000, longest_ns = 64'000'000, soon_ns = 4'000'000;
+  const std::int64_t now = now_ns();
+  std::int64_t pause = move_pause_ns_.load(std::memory_order_relaxed);
+  const std::int64_t since = now - moves_paused_until_.load(std::memory_order_relaxed);
+  pause = since < std::max(2 * pause, soon_ns) ? std::min(pause * 2, longest_ns) : first_ns;
+  move_pause_ns_.store(pause, std::memory_order_relaxed);
+  moves_paused_until_.store(now + pause, std::memory_order_relaxed);
 }
 
 }  // namespace ringflow::detail

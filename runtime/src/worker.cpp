@@ -54,7 +54,11 @@ int setup_ring(io_uring& ring, unsigned entries) {
 }  // namespace
 
 worker::worker(runtime_core& rt, unsigned index, unsigned ring_entries, std::int64_t idle_spin_ns)
-    : rt_(rt), index_(index), id_(worker_registry::next_id()), idle_spin_ns_(idle_spin_ns) {
+    : rt_(rt),
+      index_(index),
+      id_(worker_registry::next_id()),
+      shared_(rt.size() > 1),
+      idle_spin_ns_(idle_spin_ns) {
   roots_.prev = roots_.next = &roots_;
   if (int r = setup_ring(ring_, ring_entries); r < 0) throw uring_error(-r, "io_uring_queue_init");
   ring_ready_ = true;
@@ -145,18 +149,45 @@ void worker::unschedule(std::coroutine_handle<> h) {
 }
 
 void worker::adopt_root(root_link* r) noexcept {
+  roots_lock_.lock();
   r->prev = roots_.prev;
   r->next = &roots_;
   roots_.prev->next = r;
   roots_.prev = r;
   r->linked = true;
+  r->home = this;
+  roots_lock_.unlock();
 }
 
 void worker::drop_root(root_link* r) noexcept {
   if (!r->linked) return;
+  spinlock& l = r->home->roots_lock_;
+  l.lock();
   r->prev->next = r->next;
   r->next->prev = r->prev;
   r->linked = false;
+  l.unlock();
+}
+
+void worker::move_root(root_link* r, worker& to) noexcept {
+  drop_root(r);
+  to.adopt_root(r);
+}
+
+worker* worker::place_woken_slow(root_link* r, worker* owner) noexcept {
+  // Not while shutting down: each worker then destroys the roots it lists,
+  // and a destructor's wake must not move one between the lists.
+  if (&owner->rt_ != &rt_ || rt_.stopping() || !r->linked) return owner;
+  if (thief_.load(std::memory_order_relaxed)) {
+    if (worker* t = thief_.exchange(nullptr, std::memory_order_acq_rel); t && t != this) {
+      rt_.pause_moves();
+      if (t != owner) move_root(r, *t);
+      return t;
+    }
+  }
+  if (owner == this || !ready_.empty() || rt_.moves_paused()) return owner;
+  move_root(r, *this);
+  return this;
 }
 
 void worker::drain_remote() {
@@ -257,6 +288,7 @@ void worker::run_ready(unsigned budget) {
     // Each task resumed here may hand over to up to this many more directly.
     transfer_budget_ = 32;
     if (h) h.resume();
+    if (shared_ && !ready_.empty()) nudge_sleeper();
   }
 }
 
@@ -297,15 +329,23 @@ void worker::wait_in_kernel() {
   // Before sleeping, watch the inbox for as long as a wake-up would cost
   // (~20 us here): a hand-off from another worker that lands in that window
   // needs no syscall on either side. Bounded, so an idle worker still sleeps.
+  // Meanwhile, look at another worker's ready queue for tasks left waiting.
   if (!in_flight_ && idle_spin_ns_ > 0) {
-    auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(idle_spin_ns_);
+    const std::int64_t until = runtime_core::now_ns() + idle_spin_ns_;
+    watched_ = nullptr;
     unsigned n = 0;
+    bool timing_a_stall = false;
     while (!remote_pending_.load(std::memory_order_relaxed) && !revoke_pending_.load(std::memory_order_relaxed) &&
            !rt_.stopping()) {
       __builtin_ia32_pause();
-      if (++n % 64 == 0 && std::chrono::steady_clock::now() >= until) break;
+      if (++n % 64 == 0) {
+        const std::int64_t now = runtime_core::now_ns();
+        if (now >= until && !timing_a_stall) break;
+        timing_a_stall = shared_ && !asked_ && look_for_waiting_work(now);
+      }
     }
     if (remote_pending_.load(std::memory_order_relaxed) || revoke_pending_.load(std::memory_order_relaxed)) {
+      withdraw_work_request();
       if (io_uring_sq_ready(&ring_)) submit_now();
       return;
     }
@@ -317,11 +357,85 @@ void worker::wait_in_kernel() {
     if (io_uring_sq_ready(&ring_) || in_flight_) io_uring_submit_and_get_events(&ring_);
     return;
   }
-  int r = io_uring_submit_and_wait(&ring_, 1);
+  int r;
+  if (shared_ && idle_spin_ns_ > 0 && !in_flight_ && (ring_.features & IORING_FEAT_EXT_ARG) &&
+      another_worker_awake()) {
+    // Another worker is busy: wake up now and then to look at its queue again.
+    __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 1'000'000};
+    io_uring_cqe* cqe = nullptr;
+    r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  } else {
+    // Nobody is busy: sleep until there is something to do. A worker that
+    // then finds tasks waiting in its queue nudges us (nudge_sleeper).
+    asleep_for_good_.store(true, std::memory_order_seq_cst);
+    r = io_uring_submit_and_wait(&ring_, 1);
+    asleep_for_good_.store(false, std::memory_order_relaxed);
+  }
   sleeping_.store(false, std::memory_order_relaxed);
+  withdraw_work_request();
   if (r < 0 && r != -EINTR && r != -ETIME && r != -EAGAIN && r != -EBUSY) {
     throw std::system_error(-r, std::system_category(), "io_uring_submit_and_wait");
   }
+}
+
+// Idle, and spinning: when a task has waited in another worker's ready queue
+// for a while (that worker is busy running others and has taken nothing from
+// its queue since), ask it for one. It answers at its next wake of a spawned
+// task (place_woken). A pair that hands values back and forth keeps its
+// queue moving and is left alone; so is a producer that fills a buffer for a
+// few microseconds before its consumer runs: together on one core those are
+// faster than apart. True while a stall is being timed (keep spinning).
+bool worker::look_for_waiting_work(std::int64_t now) {
+  constexpr std::int64_t waited_ns = 30'000;
+  if (!watched_) {
+    const unsigned n = static_cast<unsigned>(rt_.size());
+    watched_ = &rt_.at((index_ + 1 + watch_turn_++ % (n - 1)) % n);
+    watched_taken_ = watched_->ready_.observe().taken;
+    watched_at_ = now;
+    return false;
+  }
+  auto [taken, put] = watched_->ready_.observe();
+  if (taken != watched_taken_ || put == taken) {
+    watched_taken_ = taken;
+    watched_at_ = now;
+    return false;
+  }
+  if (now - watched_at_ < waited_ns) return true;
+  worker* none = nullptr;
+  if (watched_->thief_.compare_exchange_strong(none, this, std::memory_order_acq_rel)) asked_ = watched_;
+  return false;
+}
+
+bool worker::another_worker_awake() const noexcept {
+  for (std::size_t i = 0; i < rt_.size(); ++i) {
+    const worker& w = rt_.at(i);
+    if (&w != this && !w.sleeping_.load(std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+// Between two turns of the loop with tasks still waiting: an idle worker that
+// went to sleep for good while we were idle too would never look at our
+// queue. Wake one so it can (it then keeps looking now and then while we
+// stay busy).
+void worker::nudge_sleeper() noexcept {
+  for (std::size_t i = 0; i < rt_.size(); ++i) {
+    worker& w = rt_.at(i);
+    if (&w != this && w.asleep_for_good_.load(std::memory_order_relaxed) &&
+        w.asleep_for_good_.exchange(false, std::memory_order_acq_rel)) {
+      w.wake();
+      return;
+    }
+  }
+}
+
+// Work came from elsewhere (or we slept): a request still standing would
+// pull a task over that we no longer need.
+void worker::withdraw_work_request() noexcept {
+  if (!asked_) return;
+  worker* me = this;
+  asked_->thief_.compare_exchange_strong(me, nullptr, std::memory_order_acq_rel);
+  asked_ = nullptr;
 }
 
 void worker::run() {

@@ -35,6 +35,9 @@
 //   as sent (received) at that moment, before the waiting task resumes. A
 //   cancellable waiter gets a claim instead, settled when it runs; that is
 //   what keeps cancelling it from taking or losing anything.
+// - Placement: a waiter of a task started with spawn() (not spawn_on,
+//   spawn_local or block_on) may be moved to the worker that wakes it, so a
+//   producer and a consumer end up on one worker (see runtime.hpp, Placement).
 // - Thread safety: usable from tasks on any workers. While only one worker has
 //   touched the channel it runs without a lock (see detail/affinity.hpp); once
 //   a second thread arrives it takes a spinlock per operation.
@@ -243,9 +246,18 @@ class channel {
     }
   }
 
+  // The woken task resumes where it waited, unless the waking worker places
+  // it elsewhere (worker::place_woken: only a direct waiter may move).
   void wake_locked(detail::affinity_guard& g, detail::waiter_node* n, detail::wait_state s) {
     n->state = s;
-    g.schedule(n->owner, n->handle);
+    detail::worker* w = n->owner;
+    if (n->root) {
+      if (detail::worker* me = detail::tls_worker) {
+        detail::worker* to = me->place_woken(n->root, w);
+        if (to != w) w = n->owner = to;
+      }
+    }
+    g.schedule(w, n->handle);
   }
 
   // Applies the policy to an offered value. On `full` the value is untouched.
@@ -310,11 +322,11 @@ class channel {
     if (buf_.size() > stats_.high_water) stats_.high_water = buf_.size();
   }
   // Receivers wait, so every buffered value is claimed. A direct receiver
-  // (see waiter_node::direct) is handed v outright, as Go hands a value to a
+  // (see waiter_node::direct()) is handed v outright, as Go hands a value to a
   // parked receiver: it resumes without touching the channel again. Any
   // other gets a claim on v in the buffer.
   RINGFLOW_COLD void push_to_receivers_locked(detail::affinity_guard& g, T&& v) {
-    if (buf_.empty() && live_front_locked(receivers_) && receivers_.front()->direct) {
+    if (buf_.empty() && live_front_locked(receivers_) && receivers_.front()->direct()) {
       auto* r = static_cast<recv_base*>(receivers_.pop_front());
       r->slot.emplace(std::move(v));
       ++stats_.sent;
@@ -351,7 +363,7 @@ class channel {
     bool moved = false;
     while (buf_.size() + reserved_ < buf_.capacity() && live_front_locked(senders_)) {
       detail::waiter_node* n = senders_.pop_front();
-      if (n->direct) {
+      if (n->direct()) {
         buffer_locked(std::move(static_cast<send_awaiter*>(n)->value_));
         moved = true;
         wake_locked(g, n, detail::wait_state::handed);
@@ -409,13 +421,14 @@ class channel {
   // Writes every field of n (the per-operation awaiters leave them unset
   // until now, see waiter_node::lazy_t). sel: the select n is a case of.
   void enqueue_locked(detail::waiter_node* n, detail::waiter_list& list, std::coroutine_handle<> h,
-                      bool direct = false, detail::select_core* sel = nullptr, unsigned sel_index = 0) {
+                      detail::root_link* root = nullptr, detail::select_core* sel = nullptr,
+                      unsigned sel_index = 0) {
     if (!detail::tls_worker) throw std::logic_error("ringflow::channel: awaited outside a runtime");
     n->handle = h;
     n->owner = detail::tls_worker;
     n->state = detail::wait_state::waiting;
     n->registered = true;
-    n->direct = direct;
+    n->root = root;
     n->sel = sel;
     n->sel_index = sel_index;
     list.push_back(n);
@@ -458,19 +471,19 @@ class channel {
     }
     // Returns h to go on at once, else the task to transfer to.
     template <class Sink>
-    std::coroutine_handle<> suspend_with(std::coroutine_handle<> h, Sink&& sink, bool direct = false) {
+    std::coroutine_handle<> suspend_with(std::coroutine_handle<> h, Sink&& sink, detail::root_link* root = nullptr) {
       guard g(ch);
       // await_ready just found nothing; only another thread could have
       // changed that since, and only when the channel is shared.
       if (g.locked() && try_complete(g, sink)) return h;
-      ch.enqueue_locked(this, ch.receivers_, h, direct);
+      ch.enqueue_locked(this, ch.receivers_, h, root);
       return detail::tls_worker->next_ready_for_transfer();
     }
     // Resumed by a notification: the claimed value is ours.
     template <class Sink>
     RINGFLOW_HOT void on_resume(Sink&& sink) {
       if (!registered) return;  // completed without suspending
-      if (direct && state == detail::wait_state::handed) {  // the value is in slot already
+      if (this->direct() && state == detail::wait_state::handed) {  // the value is in slot already
         registered = false;
         state = detail::wait_state::idle;
         return;
@@ -502,7 +515,7 @@ class channel {
       guard g(ch);
       // A direct receiver's handed value goes with its frame (only shutdown
       // destroys such a frame while its resumption is queued).
-      if (state == detail::wait_state::handed && !direct) ch.cancel_handed_locked(g, this);
+      if (state == detail::wait_state::handed && !this->direct()) ch.cancel_handed_locked(g, this);
       detail::wait_state s = ch.withdraw_locked(this, ch.receivers_);
       if (s == detail::wait_state::notified) {
         --ch.claimed_;
@@ -518,7 +531,7 @@ class channel {
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
       // Rendezvous hand-offs keep their own bookkeeping (handed_): never direct.
-      return this->suspend_with(h, sink(), !this->ch.rendezvous() && !detail::may_be_cancelled(h));
+      return this->suspend_with(h, sink(), this->ch.rendezvous() ? nullptr : detail::root_of(h));
     }
     RINGFLOW_HOT std::optional<T> await_resume() {
       this->on_resume(sink());
@@ -588,7 +601,7 @@ class channel {
         // since (shared channel), go straight to the policy decision.
         result_ = g.locked() ? ch_.offer_locked(g, value_, discarded) : ch_.offer_slow_locked(g, value_, discarded);
         if (result_ == send_status::full) {
-          ch_.enqueue_locked(this, ch_.senders_, h, !detail::may_be_cancelled(h));
+          ch_.enqueue_locked(this, ch_.senders_, h, detail::root_of(h));
           ++ch_.stats_.blocked_sends;
           return detail::tls_worker->next_ready_for_transfer();
         }

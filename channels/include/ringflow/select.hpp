@@ -114,7 +114,7 @@ class select_recv_state {
   select_lockable lockable() const noexcept { return {&ch_, &ch_.affinity_, &ch_.lock_}; }
   bool poll(affinity_guard* g) { return node_.try_complete(*g, node_.sink()); }
   void enqueue(select_core& core, unsigned index, std::coroutine_handle<> h) {
-    ch_.enqueue_locked(&node_, ch_.receivers_, h, false, &core, index);
+    ch_.enqueue_locked(&node_, ch_.receivers_, h, nullptr, &core, index);
   }
   void after_unlock() noexcept {}
   void arm(select_core&, unsigned, std::coroutine_handle<>) noexcept {}
@@ -138,7 +138,7 @@ class select_send_state {
     return node_.result_ != send_status::full;
   }
   void enqueue(select_core& core, unsigned index, std::coroutine_handle<> h) {
-    ch_.enqueue_locked(&node_, ch_.senders_, h, false, &core, index);
+    ch_.enqueue_locked(&node_, ch_.senders_, h, nullptr, &core, index);
     ++ch_.stats_.blocked_sends;
   }
   // on_drop runs with no channel locked.

@@ -3,10 +3,22 @@
 //   ringflow::runtime rt({.threads = 2});
 //   int v = rt.block_on(main_task());      // drive until main_task finishes
 //
-// Tasks spawned from a runtime are spread round-robin over its workers and
-// stay on the worker that first ran them. An idle worker sleeps in the kernel
-// (io_uring_submit_and_wait) until a completion or a wake-up from another
-// thread arrives (IORING_OP_MSG_RING between workers, an eventfd otherwise).
+// Placement. spawn() starts a task on the next worker, round-robin. Such a
+// task may later move: when another worker wakes it from a channel wait and
+// has nothing else ready, it runs there from then on (as Go's runnext and
+// Tokio's LIFO slot place a woken task), so tasks that hand values back and
+// forth end up on one worker instead of crossing cores for every value. An
+// idle worker that sees tasks wait in a busy worker's queue (~30 us) asks
+// for one, so busy tasks spread over the cores again. Tasks started with
+// spawn_on(), spawn_local() or block_on() are pinned: they never move. Only a
+// channel wake moves a task, and only one whose wait nothing could cancel
+// (not under timeout or in a select); io completions resume a task where it
+// submitted the operation, and a moved task's later io goes to its new ring.
+//
+// An idle worker sleeps in the kernel (io_uring_submit_and_wait) until a
+// completion or a wake-up from another thread arrives (IORING_OP_MSG_RING
+// between workers, an eventfd otherwise); while another worker is busy it
+// wakes every millisecond to look at that worker's queue.
 //
 // Destroying the runtime stops the workers, destroys the frames of every task
 // still suspended (their destructors run, their in-flight operations are
@@ -47,11 +59,13 @@ class runtime {
   template <class T>
   T block_on(task<T> t);
 
-  // Starts t on a worker (round-robin); usable from any thread.
+  // Starts t on a worker (round-robin); it may move later (see Placement
+  // above). Usable from any thread.
   template <class T>
   join_handle<T> spawn(task<T> t);
 
-  // Starts t on worker `index` (0-based); std::out_of_range when there is no such worker.
+  // Starts t on worker `index` (0-based) and keeps it there;
+  // std::out_of_range when there is no such worker.
   template <class T>
   join_handle<T> spawn_on(unsigned index, task<T> t);
 
@@ -63,24 +77,29 @@ class runtime {
 };
 
 namespace detail {
+// pinned: the task stays on w (else it may move to the worker that wakes it
+// from a channel, see worker::place_woken).
 template <class T>
-join_handle<T> spawn_on(worker& w, task<T> t) {
+join_handle<T> spawn_on(worker& w, task<T> t, bool pinned = true) {
   if (!t.valid()) throw std::invalid_argument("ringflow: spawning an empty task");
   auto* s = new join_state<T>;
   root_coro r = run_root(std::move(t), join_ref<T>{s});
+  r.link->pinned = pinned;
   w.core().start_on(w, r.link);
   return join_handle<T>{s};
 }
 }  // namespace detail
 
-// Inside a running task: starts t on the current runtime (round-robin).
+// Inside a running task: starts t on the current runtime (round-robin; it may
+// move later, see runtime's Placement).
 template <class T>
 join_handle<T> spawn(task<T> t) {
   if (!detail::tls_worker) throw std::logic_error("ringflow::spawn called outside a runtime");
-  return detail::spawn_on(detail::tls_worker->core().next_worker(), std::move(t));
+  return detail::spawn_on(detail::tls_worker->core().next_worker(), std::move(t), false);
 }
 
-// Inside a running task: starts t on the current worker (no cross-core hand-off).
+// Inside a running task: starts t on the current worker and keeps it there
+// (no cross-core hand-off, ever).
 template <class T>
 join_handle<T> spawn_local(task<T> t) {
   if (!detail::tls_worker) throw std::logic_error("ringflow::spawn_local called outside a runtime");
@@ -89,7 +108,7 @@ join_handle<T> spawn_local(task<T> t) {
 
 template <class T>
 join_handle<T> runtime::spawn(task<T> t) {
-  return detail::spawn_on(core_->next_worker(), std::move(t));
+  return detail::spawn_on(core_->next_worker(), std::move(t), false);
 }
 
 template <class T>

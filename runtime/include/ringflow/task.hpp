@@ -23,18 +23,22 @@ class task;
 
 namespace detail {
 
+struct root_link;  // a spawned task's top frame (detail/worker.hpp)
+
 struct task_promise_base {
   std::coroutine_handle<> continuation = std::noop_coroutine();
   std::exception_ptr error;
-  // True when something may destroy this frame while it is suspended, before
-  // the resumption already queued for it runs: timeout's child, a stream's
-  // owned producer, a task started by hand, and every task they await. Only
-  // a task awaited by a spawned task's root (and what that awaits in turn)
-  // is known not to be: only shutdown destroys those. A channel completes
-  // the wait of such a frame ahead of its resumption (it moves the value
-  // across at once); a cancellable frame's wait completes only when the
-  // frame runs, so cancelling it takes nothing and loses nothing.
-  bool cancellable = true;
+  // The spawned task this frame runs under, when nothing but shutdown can
+  // destroy this frame while it is suspended with a resumption already
+  // queued: set for a task awaited by a spawned task's root, and for what
+  // that awaits in turn. Null ("cancellable") for timeout's child, a
+  // stream's owned producer, a task started by hand, and every task they
+  // await. A channel completes the wait of a frame with a root ahead of its
+  // resumption (it moves the value across at once), and may move the whole
+  // task to the waking worker (see worker::place_woken); a cancellable
+  // frame's wait completes only when the frame runs, where it suspended, so
+  // cancelling it takes nothing and loses nothing.
+  root_link* root = nullptr;
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -75,18 +79,24 @@ struct task_promise<void> : task_promise_base {
   void take() { rethrow_if_error(); }
 };
 
-// Whether the frame of h may be destroyed while suspended with a resumption
-// already queued. Coroutine types that do not say (no `cancellable` member
-// in their promise) are assumed to.
+// The spawned task h runs under (see task_promise_base::root), or null when
+// h's frame may be destroyed while suspended with a resumption already
+// queued. Coroutine types that do not say (no `root` member in their
+// promise) are assumed to be cancellable.
+template <class P>
+root_link* root_of(std::coroutine_handle<P> h) noexcept {
+  if constexpr (std::is_void_v<P>) {
+    return nullptr;  // a type-erased handle: nothing to ask
+  } else if constexpr (requires(P& p) { static_cast<root_link*>(p.root); }) {
+    return h.promise().root;
+  } else {
+    return nullptr;
+  }
+}
+
 template <class P>
 bool may_be_cancelled(std::coroutine_handle<P> h) noexcept {
-  if constexpr (std::is_void_v<P>) {
-    return true;  // a type-erased handle: nothing to ask
-  } else if constexpr (requires(P& p) { bool(p.cancellable); }) {
-    return h.promise().cancellable;
-  } else {
-    return true;
-  }
+  return root_of(h) == nullptr;
 }
 
 }  // namespace detail
@@ -116,14 +126,14 @@ class [[nodiscard]] task {
 
   // What co_await on a task gives (a named member because a local class
   // cannot have the member template await_suspend needs). The awaited task
-  // inherits `cancellable` from the awaiting frame.
+  // inherits `root` from the awaiting frame.
   struct awaiter {
     std::coroutine_handle<promise_type> h;
     bool await_ready() const noexcept { return !h || h.done(); }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> cont) noexcept {
       h.promise().continuation = cont;
-      h.promise().cancellable = detail::may_be_cancelled(cont);
+      h.promise().root = detail::root_of(cont);
       return h;
     }
     T await_resume() { return h.promise().take(); }

@@ -31,8 +31,8 @@ struct select_core {
 
 struct waiter_node {
   waiter_node() noexcept
-      : prev(nullptr), next(nullptr), owner(nullptr), state(wait_state::idle), registered(false), direct(false),
-        sel(nullptr), sel_index(0) {}
+      : prev(nullptr), next(nullptr), owner(nullptr), state(wait_state::idle), registered(false), sel_index(0),
+        root(nullptr), sel(nullptr) {}
   // For the awaiters made on every send and recv: only `registered` is set
   // now; the rest is written when the node is queued (channel::enqueue_locked). An operation that completes at once then
   // stores two fields, not nine: less work, and fewer chances for a store to
@@ -40,23 +40,26 @@ struct waiter_node {
   struct lazy_t {};
   explicit waiter_node(lazy_t) noexcept : registered(false) {}
 
+  // A plain send or recv whose frame is never cancelled while a resumption
+  // is queued (it has a root, task_promise_base::root): the waker may
+  // complete it outright, moving the value between the buffer and the
+  // awaiter, instead of handing it a claim to settle when it runs; and it
+  // may move the task to its own worker (worker::place_woken).
+  bool direct() const noexcept { return root != nullptr; }
+
   waiter_node* prev;
   waiter_node* next;
   std::coroutine_handle<> handle;
-  worker* owner;
+  worker* owner;  // where the task resumes; a waker may change it (worker::place_woken)
   wait_state state;  // written by wakers under the channel's lock
   // Written only by the waiting task itself: true from enqueue until resume.
   // A destructor tests this one (no lock needed) before it locks to look at
   // `state`, which another worker may be writing at that moment.
   bool registered;
-  // A plain send or recv whose frame is never cancelled while a resumption
-  // is queued (task_promise_base::cancellable): the waker may complete it
-  // outright, moving the value between the buffer and the awaiter, instead
-  // of handing it a claim to settle when it runs.
-  bool direct;
+  unsigned sel_index;
+  root_link* root;  // see direct()
   // Set for the cases of a select(); null for ordinary waiters.
   select_core* sel;
-  unsigned sel_index;
 };
 
 class waiter_list {

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <barrier>
+#include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -28,11 +29,24 @@ class runtime_core {
   // Starts root (an unstarted, adopted-on-arrival frame) on w.
   void start_on(worker& w, root_link* root);
 
+  // After a worker gave a task to an idle one (worker::place_woken_slow),
+  // tasks stop moving to their wakers for a while: the two halves of a busy
+  // pipeline then keep both cores instead of being pulled together again at
+  // the next wake.
+  void pause_moves() noexcept;
+  bool moves_paused() const noexcept {
+    std::int64_t until = moves_paused_until_.load(std::memory_order_relaxed);
+    return until != 0 && now_ns() < until;
+  }
+  static std::int64_t now_ns() noexcept;
+
  private:
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<std::thread> threads_;
   std::atomic<unsigned> next_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<std::int64_t> moves_paused_until_{0};
+  std::atomic<std::int64_t> move_pause_ns_{0};
   std::unique_ptr<std::barrier<>> barrier_;  // shut-down phases
 };
 

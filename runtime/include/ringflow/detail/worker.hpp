@@ -29,13 +29,17 @@ class buffer_ring;
 inline thread_local worker* tls_worker = nullptr;
 inline thread_local std::uint32_t tls_worker_id = 0;
 
-// A spawned task's top frame; the worker destroys the ones still alive when
-// the runtime goes away.
+// A spawned task's top frame, listed by the worker it runs on (`home`), which
+// destroys the ones still alive when the runtime goes away. A task that is
+// not pinned moves to the worker that wakes it from a channel wait
+// (worker::place_woken), and its link moves with it.
 struct root_link {
   root_link* prev = nullptr;
   root_link* next = nullptr;
   std::coroutine_handle<> frame;
+  worker* home = nullptr;  // written under the lists' locks, while the task is not running
   bool linked = false;
+  bool pinned = true;  // spawn_on, spawn_local, block_on, the runtime's own helpers
 };
 
 class worker {
@@ -76,10 +80,25 @@ class worker {
   // Own thread only: withdraws a queued resumption of a frame that is being
   // destroyed, from the ready queue and from the inbox.
   void unschedule(std::coroutine_handle<> h);
-  // Own thread only: records a task's top frame (spawn) so shutdown can free it.
+  // Records a task's top frame (spawn, or a task moving here) so shutdown can free it.
   void adopt_root(root_link* r) noexcept;
+  // On the task's home worker (it finished, or shutdown destroys it).
   static void drop_root(root_link* r) noexcept;
-
+  // Own thread only, for a waker that takes a spawned task `r` off a
+  // channel's wait list: the worker that should resume it (`owner` is where
+  // it waited).
+  // - An idle worker asked for work (its look at our ready queue saw tasks
+  //   wait while another ran): the task goes there.
+  // - Else, when the task belongs to another worker of this runtime and this
+  //   one has nothing else ready (so the task runs as soon as the waker
+  //   parks, as with Go's runnext), it moves here: the two sides of a channel
+  //   then run on one worker and hand values over without crossing cores.
+  // Pinned tasks stay where they are; a moving task's root moves with it.
+  worker* place_woken(root_link* r, worker* owner) noexcept {
+    if (owner == this && !thief_.load(std::memory_order_relaxed)) return owner;
+    if (r->pinned) return owner;
+    return place_woken_slow(r, owner);
+  }
   // ---- io_uring ---------------------------------------------------------
   // Own thread only. Never null: flushes the SQ when it is full.
   io_uring_sqe* get_sqe();
@@ -130,10 +149,17 @@ class worker {
   void collect_cqes();
   void wait_in_kernel();
   void shut_down_recv_buffers();
+  worker* place_woken_slow(root_link* r, worker* owner) noexcept;
+  void move_root(root_link* r, worker& to) noexcept;
+  bool look_for_waiting_work(std::int64_t now_ns);
+  void withdraw_work_request() noexcept;
+  bool another_worker_awake() const noexcept;
+  void nudge_sleeper() noexcept;
 
   runtime_core& rt_;
   unsigned index_;
   std::uint32_t id_;
+  bool shared_;  // the runtime has other workers (it is sized before any worker is made)
   io_uring ring_{};
   bool ring_ready_ = false;
   bool has_msg_ring_ = false;
@@ -144,10 +170,22 @@ class worker {
   std::uint32_t in_flight_ = 0;  // operations whose CQE we still expect (not the eventfd read)
 
   ready_queue ready_;
+  // An idle worker that asks for one of our tasks (look_for_waiting_work);
+  // read on every wake of a spawned task, written once per request.
+  std::atomic<worker*> thief_{nullptr};
   unsigned transfer_budget_ = 0;
   std::vector<cqe_record> backlog_;
   std::size_t backlog_pos_ = 0;
   root_link roots_;  // sentinel of a circular list
+  // While idle: the worker we last looked at, what we saw, and whom we asked.
+  worker* watched_ = nullptr;
+  std::size_t watched_taken_ = 0;
+  std::int64_t watched_at_ = 0;
+  unsigned watch_turn_ = 0;
+  worker* asked_ = nullptr;
+  // Sleeping with no deadline; a busy worker may clear it and wake us.
+  alignas(64) std::atomic<bool> asleep_for_good_{false};
+  spinlock roots_lock_;  // a waker on another worker may move a root in or out (place_woken)
 
   // The inbox's hot part fills exactly one cache line: a hand-off from
   // another worker (lock, handle, flag) and the drain that follows move that
