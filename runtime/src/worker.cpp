@@ -148,25 +148,27 @@ void worker::unschedule(std::coroutine_handle<> h) {
   remote_lock_.unlock();
 }
 
+// Only a worker of the same runtime moves roots between lists: a lone
+// worker's list needs no lock.
 void worker::adopt_root(root_link* r) noexcept {
-  roots_lock_.lock();
+  if (shared_) roots_lock_.lock();
   r->prev = roots_.prev;
   r->next = &roots_;
   roots_.prev->next = r;
   roots_.prev = r;
   r->linked = true;
   r->home = this;
-  roots_lock_.unlock();
+  if (shared_) roots_lock_.unlock();
 }
 
 void worker::drop_root(root_link* r) noexcept {
   if (!r->linked) return;
-  spinlock& l = r->home->roots_lock_;
-  l.lock();
+  worker& home = *r->home;
+  if (home.shared_) home.roots_lock_.lock();
   r->prev->next = r->next;
   r->next->prev = r->prev;
   r->linked = false;
-  l.unlock();
+  if (home.shared_) home.roots_lock_.unlock();
 }
 
 void worker::move_root(root_link* r, worker& to) noexcept {

@@ -29,6 +29,10 @@ namespace {
 
 unsigned here() { return ringflow::detail::tls_worker->index(); }
 
+// idle_spin 0: an idle worker sleeps at once and never watches another's
+// queue, so nothing but a channel wake moves a task (no stealing).
+constexpr ringflow::runtime_options wake_moves_only{.threads = 2, .idle_spin = std::chrono::nanoseconds(0)};
+
 // Starts t on worker `index` without pinning it there (as spawn() does).
 template <class T>
 ringflow::join_handle<T> start_unpinned(ringflow::runtime& rt, unsigned index, task<T> t) {
@@ -82,7 +86,7 @@ bool all_equal(const std::vector<unsigned>& v, unsigned w) {
 }  // namespace
 
 TEST_CASE("migration: two spawned tasks on different workers end up on one, and a moved task's io runs there") {
-  ringflow::runtime rt({.threads = 2});
+  ringflow::runtime rt(wake_moves_only);
   channel<int> ch(1);
   int received = 0;
   auto c = start_unpinned(rt, 0, consumer(&ch, &received));
@@ -129,7 +133,7 @@ task<reader_report> reader_that_moves(ringflow::tcp_listener* l, channel<int>* c
 }  // namespace
 
 TEST_CASE("migration: a task moved after reading from a socket reads the rest, under timeout, on its new worker") {
-  ringflow::runtime rt({.threads = 2});
+  ringflow::runtime rt(wake_moves_only);
   auto l = ringflow::tcp_listener::bind("127.0.0.1", 0);
   channel<int> ch(1);
   auto reader = start_unpinned(rt, 0, reader_that_moves(&l, &ch));

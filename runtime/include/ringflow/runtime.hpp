@@ -40,7 +40,9 @@ struct runtime_options {
   unsigned ring_entries = 256;  // SQ entries per ring: 1..32768, else std::invalid_argument
   // How long an idle worker of a multi-worker runtime watches its inbox
   // before sleeping in the kernel: about what waking a sleeping core costs
-  // here (~20 us), so cross-worker hand-offs stay cheap. 0: sleep at once.
+  // here (~20 us), so cross-worker hand-offs stay cheap. Meanwhile it looks
+  // for tasks left waiting in a busy worker's queue (see Placement above).
+  // 0: sleep at once, and never take tasks from a busy worker.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
 };
 
