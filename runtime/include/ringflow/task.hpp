@@ -94,11 +94,6 @@ root_link* root_of(std::coroutine_handle<P> h) noexcept {
   }
 }
 
-template <class P>
-bool may_be_cancelled(std::coroutine_handle<P> h) noexcept {
-  return root_of(h) == nullptr;
-}
-
 }  // namespace detail
 
 template <class T>
