@@ -127,23 +127,29 @@ task<void> recv_many_until_closed(channel<int>* ch, log_t* out, std::uint32_t se
   }
 }
 
+// movable: the tasks are started with spawn(), so the runtime may move them
+// between the workers (channel wakes, idle workers asking for work); else
+// each is pinned with spawn_on.
 task<mpmc_result> mpmc(ringflow::runtime* rt, std::size_t cap, int senders, int receivers, int per_sender,
-                       bool many, std::uint32_t seed) {
+                       bool many, std::uint32_t seed, bool movable = false) {
   channel<int> ch(cap);
   mpmc_result r;
   r.got.resize(static_cast<std::size_t>(receivers));
   std::atomic<int> bad_sends{0}, bad_batches{0};
   std::vector<ringflow::join_handle<void>> rs, ss;
+  auto start = [rt, movable](unsigned worker, task<void> t) {
+    return movable ? rt->spawn(std::move(t)) : rt->spawn_on(worker, std::move(t));
+  };
   for (int i = 0; i < receivers; ++i) {
     auto* out = &r.got[static_cast<std::size_t>(i)];
     if (many) {
-      rs.push_back(rt->spawn_on(i % 2, recv_many_until_closed(&ch, out, seed * 31u + i, &bad_batches)));
+      rs.push_back(start(i % 2, recv_many_until_closed(&ch, out, seed * 31u + i, &bad_batches)));
     } else {
-      rs.push_back(rt->spawn_on(i % 2, recv_until_closed(&ch, out)));
+      rs.push_back(start(i % 2, recv_until_closed(&ch, out)));
     }
   }
   for (int i = 0; i < senders; ++i) {
-    ss.push_back(rt->spawn_on((i + 1) % 2, send_range(&ch, i, per_sender, per_sender, &bad_sends)));
+    ss.push_back(start((i + 1) % 2, send_range(&ch, i, per_sender, per_sender, &bad_sends)));
   }
   co_await finish_run(&ch, &ss, &rs, &r);
   r.bad_sends = bad_sends.load();
@@ -409,6 +415,17 @@ TEST_CASE("channel concurrency: MPMC across workers delivers every value exactly
     INFO("capacity=" << cap << " recv");
     ringflow::runtime rt({.threads = 2});
     mpmc_result r = rt.block_on(mpmc(&rt, cap, senders, receivers, per_sender, false, 1));
+    check_exactly_once(r, cap, senders, per_sender);
+  }
+}
+
+TEST_CASE("channel concurrency: MPMC with tasks the runtime moves between workers delivers every value exactly once",
+          "[channel][concurrency]") {
+  const int senders = 4, receivers = 4, per_sender = 50'000;
+  for (std::size_t cap : {1, 64}) {
+    INFO("capacity=" << cap << " spawn()");
+    ringflow::runtime rt({.threads = 2});
+    mpmc_result r = rt.block_on(mpmc(&rt, cap, senders, receivers, per_sender, false, 1, true));
     check_exactly_once(r, cap, senders, per_sender);
   }
 }

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -295,4 +296,56 @@ TEST_CASE("migration: a ping-pong pair started on two workers stays together on 
   // Its queue never stands still, so the idle worker never asks for one of them.
   INFO("rounds with both on one worker: " << together);
   REQUIRE(together >= 90000);
+}
+
+namespace {
+
+// Passes values on until the runtime goes away, with a probe in its frame.
+task<void> relay(channel<int>* in, channel<int>* out, std::atomic<int>* passed) {
+  test_support::lifetime_probe probe;
+  while (auto v = co_await in->recv()) {
+    co_await out->send(*v + 1);
+    passed->fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+task<void> feed(channel<int>* out, channel<int>* report, std::atomic<int>* passed) {
+  test_support::lifetime_probe probe;
+  bool reported = false;
+  for (int i = 0;; ++i) {
+    co_await out->send(i);
+    if (!reported && passed->load(std::memory_order_relaxed) >= 20000) {
+      reported = true;
+      co_await report->send(1);
+    }
+  }
+}
+
+task<void> drain(channel<int>* in) {
+  test_support::lifetime_probe probe;
+  while (co_await in->recv()) {
+  }
+}
+
+}  // namespace
+
+TEST_CASE("migration: a runtime destroyed while spawned tasks move between its workers frees every frame") {
+  test_support::lifetime_probe::reset();
+  {
+    // A line of stages, each spawned (movable), with capacities that make
+    // some hand-offs park and some not: tasks keep moving and being asked for.
+    std::vector<std::unique_ptr<channel<int>>> chs;
+    for (int i = 0; i < 7; ++i) chs.push_back(std::make_unique<channel<int>>(i % 3 == 0 ? 1 : 16));
+    channel<int> report(1);
+    std::atomic<int> passed{0};
+    ringflow::runtime rt({.threads = 2});
+    for (int i = 0; i + 1 < 7; ++i) rt.spawn(relay(chs[i].get(), chs[i + 1].get(), &passed)).detach();
+    rt.spawn(drain(chs[6].get())).detach();
+    rt.spawn(feed(chs[0].get(), &report, &passed)).detach();
+    rt.block_on([](channel<int>* report) -> task<void> { co_await report->recv(); }(&report));
+    REQUIRE(test_support::lifetime_probe::alive == 8);
+    // The runtime goes first (declared last): every stage is still running or parked.
+  }
+  REQUIRE(test_support::lifetime_probe::alive == 0);
+  REQUIRE(test_support::lifetime_probe::destroyed == 8);
 }
