@@ -37,7 +37,7 @@ struct root_link {
   root_link* prev = nullptr;
   root_link* next = nullptr;
   std::coroutine_handle<> frame;
-  worker* home = nullptr;  // written under the lists' locks, while the task is not running
+  worker* home = nullptr;  // set by adopt_root (under the list's lock when the runtime has several workers), while the task is not running
   bool linked = false;
   bool pinned = true;  // spawn_on, spawn_local, block_on, the runtime's own helpers
 };
