@@ -16,7 +16,8 @@ configure() {  # name, compiler, meson options...
   shift 2
   local dir=build/test-$name
   if [[ ! -f $dir/build.ninja ]]; then
-    CXX=$cxx meson setup "$dir" -Dbench=false "$@" >/dev/null
+    # Warnings are errors in our own CI builds only, never in users' builds.
+    CXX=$cxx meson setup "$dir" -Dbench=false -Dwerror=true "$@" >/dev/null
   fi
 }
 

@@ -58,7 +58,7 @@ bool affinity::acquire_slow() noexcept {
     while (owner_.load(std::memory_order_acquire) == o) {
       if (tls_worker) tls_worker->process_revokes();
       if (++spins < 128) {
-        __builtin_ia32_pause();
+        cpu_relax();
       } else {
         std::this_thread::yield();
         if (spins % 1024 == 0 && !worker_registry::request_revoke(o, &owner_)) break;

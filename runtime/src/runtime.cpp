@@ -1,5 +1,6 @@
 #include <ringflow/runtime.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace ringflow {
@@ -12,10 +13,24 @@ runtime::runtime(runtime_options opts) {
   }
   if (opts.idle_spin.count() < 0) throw std::invalid_argument("ringflow::runtime: idle_spin must not be negative");
   // A lone worker has nobody to receive hand-offs from: it never spins.
-  std::int64_t spin = opts.threads > 1 ? opts.idle_spin.count() : 0;
+  // Capped at 1 s: longer spins buy nothing, and the deadline must not overflow.
+  std::int64_t spin = opts.threads > 1 ? std::min<std::int64_t>(opts.idle_spin.count(), 1'000'000'000) : 0;
   core_ = std::make_unique<detail::runtime_core>(opts.threads, opts.ring_entries, spin);
 }
 
-runtime::~runtime() = default;
+runtime::~runtime() {
+  if (!core_) return;  // moved from
+  if (detail::tls_worker && &detail::tls_worker->core() == core_.get()) {
+    // One of our own tasks: its thread cannot join itself. Stop without
+    // waiting; the workers free everything (this task's frame included, at
+    // its next suspension) and the last one frees the core.
+    core_.release()->stop_and_free_when_done();
+  }
+}
+
+detail::runtime_core& runtime::live_core() const {
+  if (!core_) throw std::logic_error("ringflow::runtime: used after move");
+  return *core_;
+}
 
 }  // namespace ringflow

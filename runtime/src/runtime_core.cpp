@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 namespace ringflow::detail {
 
@@ -19,7 +20,6 @@ struct start_gate {
 
 runtime_core::runtime_core(unsigned threads, unsigned ring_entries, std::int64_t idle_spin_ns) {
   workers_.resize(threads);
-  barrier_ = std::make_unique<std::barrier<>>(threads);
   // Shared: a thread may still be leaving gate.cv.wait() when we return.
   auto gate_ptr = std::make_shared<start_gate>();
   start_gate& gate = *gate_ptr;
@@ -45,13 +45,21 @@ runtime_core::runtime_core(unsigned threads, unsigned ring_entries, std::int64_t
       }
       if (!go) return;  // the worker objects are freed by the constructing thread
       workers_[i]->run();
-      barrier_->arrive_and_wait();  // nobody runs tasks any more
+      arrive_and_serve(0, *workers_[i]);  // nobody runs tasks any more
       workers_[i]->destroy_everything();
-      barrier_->arrive_and_wait();  // no frame is left anywhere
+      arrive_and_serve(1, *workers_[i]);  // no frame is left anywhere
       tls_worker = nullptr;
       tls_worker_id = 0;
       // The worker object stays until ~runtime_core: other threads may still
-      // call wake() on it until they are joined.
+      // call wake() on it until they are joined. When one of our own tasks
+      // destroyed the runtime, nobody joins us: the last one out frees it.
+      // This count is every thread's last touch of *this.
+      const std::size_t n = workers_.size();
+      const bool free_me = free_when_done_.load(std::memory_order_acquire);  // final: set before the stop
+      if (exited_.fetch_add(1, std::memory_order_acq_rel) + 1 == n && free_me) {
+        for (auto& t : threads_) t.detach();
+        delete this;
+      }
     });
   }
   std::unique_lock g(gate.m);
@@ -64,6 +72,7 @@ runtime_core::runtime_core(unsigned threads, unsigned ring_entries, std::int64_t
 }
 
 runtime_core::~runtime_core() {
+  if (free_when_done_.load(std::memory_order_acquire)) return;  // the last worker frees us: all have exited
   stop_.store(true, std::memory_order_seq_cst);
   for (auto& w : workers_) {
     if (w) w->wake();
@@ -71,13 +80,41 @@ runtime_core::~runtime_core() {
   for (auto& t : threads_) t.join();
 }
 
+void runtime_core::stop_and_free_when_done() noexcept {
+  // Before stop_: a worker that sees the stop also sees this.
+  free_when_done_.store(true, std::memory_order_seq_cst);
+  stop_.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers_) {
+    if (w.get() != tls_worker) w->wake();
+  }
+}
+
+void runtime_core::arrive_and_serve(unsigned phase, worker& w) noexcept {
+  arrived_[phase].fetch_add(1, std::memory_order_acq_rel);
+  unsigned spins = 0;
+  while (arrived_[phase].load(std::memory_order_acquire) < workers_.size()) {
+    w.process_revokes();
+    if (++spins < 64) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 void runtime_core::start_on(worker& w, root_link* root) {
   if (tls_worker == &w) {
     w.adopt_root(root);
     w.schedule_local(root->frame);
-  } else if (w.push_remote(root->frame, root)) {
-    w.wake();
+    return;
   }
+  bool wake = false;
+  if (!w.push_root(root, wake)) {
+    // w has shut down: the task never starts (its joiners see it cancelled).
+    root->frame.destroy();
+    return;
+  }
+  if (wake) w.wake();
 }
 
 std::int64_t runtime_core::now_ns() noexcept {

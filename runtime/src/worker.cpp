@@ -60,6 +60,7 @@ worker::worker(runtime_core& rt, unsigned index, unsigned ring_entries, std::int
       shared_(rt.size() > 1),
       idle_spin_ns_(idle_spin_ns) {
   roots_.prev = roots_.next = &roots_;
+  owned_.prev = owned_.next = &owned_;
   if (int r = setup_ring(ring_, ring_entries); r < 0) throw uring_error(-r, "io_uring_queue_init");
   ring_ready_ = true;
   if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
@@ -101,12 +102,12 @@ void worker::close_ring() {
 
 // ---- scheduling ------------------------------------------------------------
 
-bool worker::push_remote(std::coroutine_handle<> h, root_link* unstarted_root) {
+bool worker::push_remote(std::coroutine_handle<> h) {
   remote_lock_.lock();
-  if (!unstarted_root && !spilled_ && inline_n_ < inline_capacity) {
+  if (!spilled_ && inline_n_ < inline_capacity) {
     inline_[inline_n_++] = h;
   } else {
-    remote_.push_back({h, unstarted_root});
+    remote_.push_back({h, nullptr});
     spilled_ = true;
   }
   remote_pending_.store(true, std::memory_order_seq_cst);
@@ -169,6 +170,37 @@ void worker::drop_root(root_link* r) noexcept {
   r->next->prev = r->prev;
   r->linked = false;
   if (home.shared_) home.roots_lock_.unlock();
+}
+
+void worker::adopt_owned(owned_frame_link* l) noexcept {
+  if (l->linked) return;
+  l->prev = owned_.prev;
+  l->next = &owned_;
+  owned_.prev->next = l;
+  owned_.prev = l;
+  l->linked = true;
+}
+
+void worker::drop_owned(owned_frame_link* l) noexcept {
+  if (!l->linked) return;
+  l->prev->next = l->next;
+  l->next->prev = l->prev;
+  l->linked = false;
+}
+
+bool worker::push_root(root_link* r, bool& wake) {
+  remote_lock_.lock();
+  if (retired_) {
+    remote_lock_.unlock();
+    wake = false;
+    return false;
+  }
+  remote_.push_back({r->frame, r});
+  spilled_ = true;
+  remote_pending_.store(true, std::memory_order_seq_cst);
+  remote_lock_.unlock();
+  wake = sleeping_.load(std::memory_order_seq_cst) && sleeping_.exchange(false, std::memory_order_seq_cst);
+  return true;
 }
 
 void worker::move_root(root_link* r, worker& to) noexcept {
@@ -339,7 +371,7 @@ void worker::wait_in_kernel() {
     bool timing_a_stall = false;
     while (!remote_pending_.load(std::memory_order_relaxed) && !revoke_pending_.load(std::memory_order_relaxed) &&
            !rt_.stopping()) {
-      __builtin_ia32_pause();
+      cpu_relax();
       if (++n % 64 == 0) {
         const std::int64_t now = runtime_core::now_ns();
         if (now >= until && !timing_a_stall) break;
@@ -463,25 +495,34 @@ void worker::run() {
 
 void worker::destroy_everything() {
   // Frames are destroyed here, on their own thread, so their awaiters can
-  // withdraw from this ring. Queued resumptions die with them.
+  // withdraw from this ring. Queued resumptions die with them. A destructor
+  // run here or on another worker may spawn a task here (a stream's
+  // clean-up, say): keep going until the inbox stays empty, then retire
+  // under the inbox lock, so every later spawn is refused instead of lost.
   drain_remote();
   ready_.clear();
   if (recv_buffers_) shut_down_recv_buffers();
-  while (roots_.next != &roots_) {
-    root_link* r = roots_.next;
-    drop_root(r);
-    r->frame.destroy();
+  for (;;) {
+    while (roots_.next != &roots_) {
+      root_link* r = roots_.next;
+      drop_root(r);
+      r->frame.destroy();
+    }
+    while (owned_.next != &owned_) {
+      owned_frame_link* l = owned_.next;
+      drop_owned(l);
+      l->destroy_at_shutdown(l);
+    }
+    // Whatever a destructor above scheduled is never run.
+    ready_.clear();
+    process_revokes();
+    remote_lock_.lock();
+    const bool empty = !spilled_ && inline_n_ == 0;
+    if (empty) retired_ = true;
+    remote_lock_.unlock();
+    if (empty) break;
+    drain_remote();  // spawned tasks' roots join the list above
   }
-  // Whatever a destructor above scheduled is never run.
-  ready_.clear();
-  remote_lock_.lock();
-  for (auto& e : remote_) {
-    if (e.root) e.root->frame.destroy();
-  }
-  remote_.clear();
-  spilled_ = false;
-  inline_n_ = 0;
-  remote_lock_.unlock();
   process_revokes();
 }
 
@@ -514,6 +555,12 @@ void worker::shut_down_recv_buffers() {
 
 void worker::request_revoke(std::atomic<std::uint32_t>* owner) {
   remote_lock_.lock();
+  if (retired_) {
+    std::uint32_t mine = id_;
+    owner->compare_exchange_strong(mine, shared_owner, std::memory_order_acq_rel);
+    remote_lock_.unlock();
+    return;
+  }
   revokes_.push_back(owner);
   revoke_pending_.store(true, std::memory_order_seq_cst);
   remote_lock_.unlock();

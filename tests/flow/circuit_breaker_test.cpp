@@ -6,6 +6,8 @@
 #include <atomic>
 #include <memory>
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <mutex>
 #include <ringflow/ringflow.hpp>
 #include <ringflow/circuit_breaker.hpp>
@@ -588,4 +590,115 @@ TEST_CASE("circuit_breaker: many calls from two workers keep the counters and ca
   }
   REQUIRE(chained);
   REQUIRE(at == b.state());
+}
+
+// Durations at the edges of their range: the cool-down is compared with the
+// time elapsed since opening (never added to a time point), so no value of it
+// or of the clock overflows, and nanoseconds::max() means "open for good".
+TEST_CASE("circuit_breaker: cool_down = nanoseconds::max() keeps it open whatever the clock says",
+          "[flow][circuit_breaker]") {
+  static manual_clock clock;
+  clock.ns = std::chrono::nanoseconds(1h).count();  // opened_at + max would overflow
+  run([]() -> task<void> {
+    constexpr auto forever = std::chrono::nanoseconds::max();
+    circuit_breaker b({.failure_threshold = 1, .cool_down = forever, .clock = clock.fn()});
+    auto opener = co_await attempt(&b, true);
+    REQUIRE(opener.what == outcome::failed);
+    REQUIRE(b.state() == breaker_state::open);
+
+    auto r1 = co_await attempt(&b, false);
+    REQUIRE(r1.what == outcome::rejected);
+    REQUIRE_FALSE(r1.ran);
+    REQUIRE(r1.remaining == forever);
+
+    clock.advance(std::chrono::hours(24 * 365 * 100));  // a century later
+    auto r2 = co_await attempt(&b, false);
+    REQUIRE(r2.what == outcome::rejected);
+    REQUIRE(r2.remaining == forever - std::chrono::hours(24 * 365 * 100));
+
+    clock.ns = std::numeric_limits<std::int64_t>::max();  // the clock's last tick: max - 1h elapsed
+    auto r3 = co_await attempt(&b, false);
+    REQUIRE(r3.what == outcome::rejected);
+    REQUIRE(r3.remaining == 1h);
+
+    // Clocks stepping back before opened_at count as no time elapsed, even
+    // to the bottom of their range (now - opened_at does not fit there).
+    clock.ns = 0;
+    auto r4 = co_await attempt(&b, false);
+    REQUIRE(r4.what == outcome::rejected);
+    REQUIRE(r4.remaining == forever);
+    clock.ns = std::numeric_limits<std::int64_t>::min();
+    auto r5 = co_await attempt(&b, false);
+    REQUIRE(r5.what == outcome::rejected);
+    REQUIRE(r5.remaining == forever);
+
+    REQUIRE(b.state() == breaker_state::open);
+    auto s = b.stats();
+    REQUIRE(s.calls == 1);
+    REQUIRE(s.rejected == 5);
+    REQUIRE(s.half_opened == 0);
+  });
+}
+
+TEST_CASE("circuit_breaker: cool_down = nanoseconds::max() with the default steady clock stays open",
+          "[flow][circuit_breaker]") {
+  run([]() -> task<void> {
+    circuit_breaker b({.failure_threshold = 1, .cool_down = std::chrono::nanoseconds::max()});
+    co_await attempt(&b, true);
+    for (int i = 0; i < 3; ++i) {
+      auto r = co_await attempt(&b, false);
+      REQUIRE(r.what == outcome::rejected);
+      REQUIRE_FALSE(r.ran);
+      REQUIRE(r.remaining > std::chrono::hours(24 * 365 * 200));
+    }
+    REQUIRE(b.state() == breaker_state::open);
+    REQUIRE(b.stats().half_opened == 0);
+  });
+}
+
+TEST_CASE("circuit_breaker: cool_down of zero, one tick and min; clocks jumping across their range",
+          "[flow][circuit_breaker]") {
+  REQUIRE_THROWS_AS(circuit_breaker({.cool_down = std::chrono::nanoseconds::min()}), std::invalid_argument);
+  REQUIRE_THROWS_AS(circuit_breaker({.cool_down = -1ns}), std::invalid_argument);
+  static manual_clock clock;
+  clock.ns = 0;
+  run([]() -> task<void> {
+    // Zero: the very next call is a trial.
+    circuit_breaker zero({.failure_threshold = 1, .cool_down = 0ns, .clock = clock.fn()});
+    co_await attempt(&zero, true);
+    REQUIRE(zero.state() == breaker_state::open);
+    auto t = co_await attempt(&zero, false);
+    REQUIRE((t.what == outcome::ok && t.ran));
+    REQUIRE(zero.state() == breaker_state::closed);
+
+    // One tick, opened at the top of the clock's range: the next tick cannot
+    // come, so it stays open; one tick back counts as none.
+    clock.ns = std::numeric_limits<std::int64_t>::max();
+    circuit_breaker tick({.failure_threshold = 1, .cool_down = 1ns, .clock = clock.fn()});
+    co_await attempt(&tick, true);
+    auto r = co_await attempt(&tick, false);
+    REQUIRE(r.what == outcome::rejected);
+    REQUIRE(r.remaining == 1ns);
+
+    // Opened near the bottom of the range; the clock jumps to the top: more
+    // than nanoseconds::max() elapsed, which is past any cool-down.
+    clock.ns = std::numeric_limits<std::int64_t>::min() + 1;
+    circuit_breaker jump({.failure_threshold = 1, .cool_down = 1h, .clock = clock.fn()});
+    co_await attempt(&jump, true);
+    auto before = co_await attempt(&jump, false);
+    REQUIRE(before.what == outcome::rejected);
+    REQUIRE(before.remaining == 1h);
+    clock.ns = std::numeric_limits<std::int64_t>::max();
+    auto after = co_await attempt(&jump, false);
+    REQUIRE((after.what == outcome::ok && after.ran));
+    REQUIRE(jump.state() == breaker_state::closed);
+
+    circuit_breaker forever({.failure_threshold = 1, .cool_down = std::chrono::nanoseconds::max(),
+                             .clock = clock.fn()});
+    clock.ns = std::numeric_limits<std::int64_t>::min() + 1;
+    co_await attempt(&forever, true);
+    clock.ns = std::numeric_limits<std::int64_t>::max();  // 2^64 - 2 ns elapsed: past max
+    auto late = co_await attempt(&forever, false);
+    REQUIRE((late.what == outcome::ok && late.ran));
+  });
 }

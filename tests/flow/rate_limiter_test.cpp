@@ -384,3 +384,91 @@ TEST_CASE("rate_limiter: several workers never get more than burst + rate * elap
   REQUIRE(static_cast<double>(total) <= 20 + 5000.0 * elapsed + 1e-6);
   REQUIRE(total > 0);
 }
+
+// Arguments and clocks at the edges of their range. Token counts are doubles,
+// so bursts stop at 2^53 (beyond it one token is below their precision);
+// elapsed time is saturated, never wrapped.
+TEST_CASE("rate_limiter: bursts up to 2^53 count exactly; larger ones are refused", "[flow][rate_limiter]") {
+  constexpr std::uint64_t top = std::uint64_t{1} << 53;
+  REQUIRE_THROWS_AS(rate_limiter(1.0, std::numeric_limits<std::uint64_t>::max()), std::invalid_argument);
+  REQUIRE_THROWS_AS(rate_limiter(1.0, SIZE_MAX), std::invalid_argument);
+  REQUIRE_THROWS_WITH(rate_limiter(1.0, top + 1), Catch::Contains("9007199254740992"));
+  manual_clock clock;
+  rate_limiter lim(1.0, top, clock.fn());
+  REQUIRE(lim.burst() == top);
+  REQUIRE(lim.available() == static_cast<double>(top));
+  REQUIRE(lim.try_acquire(1));
+  REQUIRE(lim.available() == static_cast<double>(top - 1));  // one token is visible at the top too
+  REQUIRE_FALSE(lim.try_acquire(top));
+  REQUIRE_THROWS_AS(lim.try_acquire(top + 1), std::invalid_argument);
+  REQUIRE_THROWS_AS(lim.acquire(std::numeric_limits<std::uint64_t>::max()), std::invalid_argument);
+  clock.advance(1s);
+  REQUIRE(lim.try_acquire(top));
+  REQUIRE(lim.available() == 0.0);
+  REQUIRE(lim.stats().acquired == top + 1);
+}
+
+TEST_CASE("rate_limiter: extreme rates and a clock jumping across its whole range", "[flow][rate_limiter]") {
+  constexpr auto lowest = std::numeric_limits<std::int64_t>::min();
+  constexpr auto highest = std::numeric_limits<std::int64_t>::max();
+  REQUIRE_THROWS_AS(rate_limiter(-std::numeric_limits<double>::denorm_min(), 1), std::invalid_argument);
+  REQUIRE_THROWS_AS(rate_limiter(-std::numeric_limits<double>::infinity(), 1), std::invalid_argument);
+
+  // The largest rate: one nanosecond refills the bucket, and nothing turns
+  // into inf or NaN on the way.
+  manual_clock fast_clock;
+  rate_limiter fast(std::numeric_limits<double>::max(), 5, fast_clock.fn());
+  REQUIRE(fast.try_acquire(5));
+  REQUIRE_FALSE(fast.try_acquire(1));
+  fast_clock.advance(1ns);
+  REQUIRE(fast.available() == 5.0);
+  fast_clock.ns = highest;
+  REQUIRE(fast.available() == 5.0);
+
+  // The smallest rate: a whole range of the clock adds almost nothing.
+  manual_clock slow_clock;
+  slow_clock.ns = lowest;
+  rate_limiter slow(std::numeric_limits<double>::denorm_min(), 1, slow_clock.fn());
+  REQUIRE(slow.try_acquire(1));
+  slow_clock.ns = highest;
+  double left = slow.available();
+  REQUIRE((left >= 0.0 && left < 1e-300));
+  REQUIRE_FALSE(slow.try_acquire(1));
+
+  // One token per nanoseconds::max(): the clock runs from the bottom of its
+  // range to the top (2^64 - 1 ns, more than nanoseconds can hold), which
+  // counts as nanoseconds::max() elapsed: one token, not a wrapped negative.
+  manual_clock jump_clock;
+  jump_clock.ns = lowest;
+  const double per_max = 1e9 / static_cast<double>(std::chrono::nanoseconds::max().count());
+  rate_limiter jump(per_max, 1, jump_clock.fn());
+  REQUIRE(jump.try_acquire(1));
+  REQUIRE(jump.available() == 0.0);
+  jump_clock.ns = highest;
+  double refilled = jump.available();
+  REQUIRE((refilled > 0.999 && refilled <= 1.0));
+}
+
+namespace {
+
+task<void> tiny_rate_wait_body(manual_clock* clock) {
+  // The head's deficit is ~10^308 s: its timer is armed for the longest
+  // delay the limiter uses, and a timeout still cancels the wait cleanly.
+  rate_limiter lim(std::numeric_limits<double>::denorm_min(), 1, clock->fn());
+  REQUIRE(lim.try_acquire(1));
+  int result = -1;
+  co_await acquire_with_timeout(&lim, 1, 5ms, &result);
+  REQUIRE(result == 0);
+  auto s = lim.stats();
+  REQUIRE(s.waiters == 0);
+  REQUIRE(s.waits == 1);
+  REQUIRE(s.acquired == 1);
+  REQUIRE_FALSE(lim.try_acquire(1));  // the cancelled wait took nothing, and nobody is queued
+}
+
+}  // namespace
+
+TEST_CASE("rate_limiter: a wait whose deficit takes forever is cancelled by a timeout", "[flow][rate_limiter]") {
+  manual_clock clock;
+  run(tiny_rate_wait_body, &clock);
+}

@@ -9,13 +9,18 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <iterator>
+#include <limits>
 #include <map>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <optional>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -1139,4 +1144,56 @@ TEST_CASE("work_queue: MPMC, 4 producers and 4 consumers on 2 workers, every val
     REQUIRE(r.st.ready == 0);
     REQUIRE(r.st.unacked == 0);
   }
+}
+
+// Bounds at the edges of size_t: a max_length the ring could never reach is
+// refused up front; a valid huge one allocates nothing until values come;
+// prefetch has no upper bound (SIZE_MAX: unlimited).
+TEST_CASE("work_queue: max_length above max_length_limit is refused; huge valid bounds cost nothing up front",
+          "[flow][work_queue]") {
+  using ring = ringflow::detail::wq_ring<ringflow::detail::wq_entry<int>>;
+  STATIC_REQUIRE(queue::max_length_limit == ring::max_capacity);
+  STATIC_REQUIRE(std::has_single_bit(queue::max_length_limit));
+  STATIC_REQUIRE(queue::max_length_limit * sizeof(ringflow::detail::wq_entry<int>) <=
+                 std::size_t(std::numeric_limits<std::ptrdiff_t>::max()));
+  for (auto policy : {overflow::block, overflow::drop_incoming, overflow::drop_oldest, overflow::sample}) {
+    REQUIRE_THROWS_AS(queue(SIZE_MAX, policy), std::invalid_argument);
+    REQUIRE_THROWS_AS(queue(queue::max_length_limit + 1, policy), std::invalid_argument);
+  }
+  REQUIRE_THROWS_WITH(queue(SIZE_MAX), Catch::Contains(std::to_string(queue::max_length_limit)));
+  run([]() -> task<void> {
+    queue q(queue::max_length_limit);
+    REQUIRE(q.max_length() == queue::max_length_limit);
+    auto c = q.subscribe(SIZE_MAX);
+    REQUIRE(c.prefetch() == SIZE_MAX);
+    fill(q, 0, 100);
+    std::vector<delivery> held;
+    for (int i = 0; i < 100; ++i) {
+      auto d = c.try_recv();
+      REQUIRE(d);
+      REQUIRE(d->value() == i);
+      held.push_back(std::move(*d));  // no prefetch limit: all 100 unacked at once
+    }
+    REQUIRE(c.unacked() == 100);
+    for (auto& d : held) d.ack();
+    REQUIRE(q.stats().acked == 100);
+    co_return;
+  });
+}
+
+TEST_CASE("work_queue: the ring refuses a size it could never allocate, unchanged", "[flow][work_queue]") {
+  using entry = ringflow::detail::wq_entry<int>;
+  ringflow::detail::wq_ring<entry> r;
+  r.reserve(4);
+  r.push_back(entry{1, 1, false});
+  r.push_back(entry{2, 2, false});
+  const std::size_t cap = r.capacity();
+  // bit_ceil of these does not fit in size_t: refused before rounding up.
+  REQUIRE_THROWS_AS(r.reserve(SIZE_MAX), std::bad_alloc);
+  REQUIRE_THROWS_AS(r.reserve(ringflow::detail::wq_ring<entry>::max_capacity + 1), std::bad_alloc);
+  REQUIRE_THROWS_AS(r.reserve((SIZE_MAX >> 1) + 2), std::bad_alloc);
+  REQUIRE(r.capacity() == cap);
+  REQUIRE(r.size() == 2);
+  REQUIRE(r.pop_front().value == 1);
+  REQUIRE(r.pop_front().value == 2);
 }

@@ -54,6 +54,7 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -91,8 +92,14 @@ class channel {
   class reserve_awaiter;
   class permit;
 
+  // The largest capacity: the buffer is one array of T, which may not span
+  // more than PTRDIFF_MAX bytes.
+  static constexpr std::size_t max_capacity = detail::slot_ring<T>::max_capacity;
+
   // capacity 0: a rendezvous channel, valid only with overflow::block, else
-  // std::invalid_argument.
+  // std::invalid_argument. capacity > max_capacity: std::invalid_argument,
+  // before anything is allocated. A capacity within it that memory cannot
+  // hold throws std::bad_alloc.
   explicit channel(std::size_t capacity, overflow policy = overflow::block, drop_handler on_drop = {})
       : policy_(policy), on_drop_(std::move(on_drop)), buf_(check(capacity, policy)) {}
   channel(const channel&) = delete;
@@ -199,6 +206,11 @@ class channel {
   static std::size_t check(std::size_t capacity, overflow policy) {
     if (capacity == 0 && policy != overflow::block) {
       throw std::invalid_argument("ringflow::channel: capacity 0 (rendezvous) needs overflow::block");
+    }
+    if (capacity > max_capacity) {
+      throw std::invalid_argument("ringflow::channel: capacity " + std::to_string(capacity) +
+                                  " is above max_capacity = " + std::to_string(max_capacity) +
+                                  " (PTRDIFF_MAX / sizeof(T))");
     }
     return capacity;
   }

@@ -17,6 +17,7 @@
 #include <optional>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -213,6 +214,12 @@ struct on_backpressure_buffer_op {
   overflow policy;
   template <class T>
   publisher<T> operator()(publisher<T> up) const {
+    // Checked here, where T is known: otherwise every subscription would
+    // fail later, when its channel is built.
+    if (capacity > channel<T>::max_capacity) {
+      throw std::invalid_argument("ringflow::on_backpressure_buffer: capacity " + std::to_string(capacity) +
+                                  " is above channel<T>::max_capacity = " + std::to_string(channel<T>::max_capacity));
+    }
     return lift<T>(std::move(up), [capacity = capacity, policy = policy](subscription<T>& sub,
                                                                            emitter<T>& out) -> task<void> {
       channel<T> ch(capacity, policy);
@@ -316,9 +323,16 @@ inline detail::sample_op sample(std::chrono::nanoseconds period, bool emit_last 
 }
 // batch(n, max_wait): vectors of up to n values, shipped when full or when
 // max_wait has passed since the batch's first value. n == 0: invalid_argument.
+// max_wait <= 0: each batch is what one request upstream brought. A max_wait
+// above 100 years counts as 100 years: effectively forever (nanoseconds::max()
+// waits for full batches).
 inline detail::batch_op batch(std::size_t n, std::chrono::nanoseconds max_wait) {
   if (n == 0) throw std::invalid_argument("ringflow::batch: n must be at least 1");
-  return {n, max_wait};
+  // The batch's deadline is steady_clock::now() + max_wait: clamped so that
+  // it, and the time left until it, cannot overflow (steady_clock counts
+  // from boot, far below 292 - 100 years).
+  constexpr std::chrono::nanoseconds longest = std::chrono::hours(24 * 365 * 100);
+  return {n, std::clamp(max_wait, std::chrono::nanoseconds(0), longest)};
 }
 
 // on_backpressure_drop(): takes everything upstream and drops the values that

@@ -131,14 +131,31 @@ template <class T>
 struct stream_state {
   using producer_fn = std::function<task<void>(emitter<T>&)>;
 
-  explicit stream_state(std::shared_ptr<producer_fn> f) : fn(std::move(f)), out(this) {}
+  explicit stream_state(std::shared_ptr<producer_fn> f) : fn(std::move(f)), out(this) {
+    driver_link.destroy_at_shutdown = &destroy_at_shutdown;
+    driver_link.state = this;
+  }
+  stream_state(const stream_state&) = delete;
+  stream_state& operator=(const stream_state&) = delete;
+  ~stream_state() {
+    // Only the producer's worker can still list the driver (the last
+    // reference then went there: see end_producer).
+    if (driver_link.linked && tls_worker == producer_worker) producer_worker->drop_owned(&driver_link);
+  }
 
   std::atomic<int> refs{1};
   mutable affinity aff;
   mutable spinlock lock;
   std::shared_ptr<producer_fn> fn;
   emitter<T> out;
-  task<void> driver;  // the producer, owned here
+  // The producer, owned here, run on producer_worker. Written under the
+  // guard (another worker reads it in end_producer); its frame is destroyed
+  // on producer_worker only. While it runs it is listed there
+  // (driver_link), so a runtime shutting down destroys it first.
+  task<void> driver;
+  struct link : owned_frame_link {
+    stream_state* state = nullptr;
+  } driver_link;
   worker* producer_worker = nullptr;
   std::uint64_t demand = 0;
   std::vector<T> buffer;  // emitted, not yet handed to the subscriber
@@ -155,6 +172,23 @@ struct stream_state {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  // A reference held by a frame: released when the frame is destroyed, run
+  // or not (a clean-up task a stopping runtime destroys unrun).
+  class ref {
+   public:
+    explicit ref(stream_state* s) noexcept : s_(s) {}  // adopts a reference already added
+    ref(ref&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    ref(const ref&) = delete;
+    ref& operator=(const ref&) = delete;
+    ~ref() {
+      if (s_) s_->release();
+    }
+    stream_state* get() const noexcept { return s_; }
+
+   private:
+    stream_state* s_;
+  };
+
   static task<void> drive(stream_state* s) {
     std::exception_ptr err;
     try {
@@ -162,10 +196,18 @@ struct stream_state {
     } catch (...) {
       err = std::current_exception();
     }
+    s->producer_worker->drop_owned(&s->driver_link);  // finished: nothing left to destroy at shutdown
     guard g(*s);
     s->finished = true;
     s->error = err;
     s->wake_locked(g, s->subscriber_wait);
+  }
+
+  void start_driver() {  // under the guard, on the worker that will run it
+    producer_worker = tls_worker;
+    driver = drive(this);
+    start_owned(driver);
+    producer_worker->adopt_owned(&driver_link);
   }
 
   void wake_locked(affinity_guard& g, waiter_node_lite& w) {
@@ -174,19 +216,42 @@ struct stream_state {
     g.schedule(w.owner, w.handle);
   }
 
-  // Destroys the producer's frame on its own worker; every wait it was in withdraws.
+  // On producer_worker: destroys the producer's frame (every wait it was
+  // in withdraws). Idempotent.
+  void destroy_driver_here() noexcept {
+    task<void> d;
+    {
+      guard g(*this);
+      d = std::move(driver);
+    }
+    producer_worker->drop_owned(&driver_link);
+  }  // d's frame goes here, outside the lock its awaiters take
+
+  static void destroy_at_shutdown(owned_frame_link* l) noexcept {
+    static_cast<link*>(l)->state->destroy_driver_here();
+  }
+
+  // Ends the producer: at once on its own worker, else posted there. The
+  // posted task holds a reference, released when its frame goes, run or
+  // not. A runtime that has shut down destroyed the producer already, and
+  // driver is then empty: nothing touches its workers.
   void end_producer() {
-    if (!driver.valid()) return;
-    if (tls_worker == producer_worker) {
-      driver = task<void>{};
+    bool here;
+    {
+      guard g(*this);
+      if (!driver.valid()) return;
+      here = tls_worker == producer_worker;
+      if (!here) add_ref();
+    }
+    if (here) {
+      destroy_driver_here();
       return;
     }
-    add_ref();  // kept until the producer's worker has destroyed the frame
-    spawn_on(*producer_worker, [](stream_state* s) -> task<void> {
-      s->driver = task<void>{};
-      s->release();
+    ref r(this);
+    spawn_on(*producer_worker, [](ref r) -> task<void> {
+      r.get()->destroy_driver_here();
       co_return;
-    }(this)).detach();
+    }(std::move(r))).detach();
   }
 
   void cancel() {
@@ -429,9 +494,7 @@ void subscription<T>::add_demand(std::uint64_t n) {
   if (!st.started) {
     if (!detail::tls_worker) throw std::logic_error("ringflow::subscription::request called outside a runtime");
     st.started = true;
-    st.producer_worker = detail::tls_worker;
-    st.driver = detail::stream_state<T>::drive(&st);
-    detail::start_owned(st.driver);
+    st.start_driver();
   }
   st.wake_locked(g, st.producer_wait);
 }

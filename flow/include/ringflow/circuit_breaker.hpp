@@ -43,7 +43,12 @@
 // Options are checked by the constructor: failure_threshold, window,
 // minimum_calls, half_open_max_calls or success_threshold of 0, a failure_ratio
 // outside (0, 1], or a negative cool_down: std::invalid_argument. A
-// minimum_calls above window is treated as window.
+// minimum_calls above window is treated as window. Every cool_down from 0
+// (the next call is a trial) to nanoseconds::max() is valid; max keeps the
+// breaker open for ~292 years, i.e. for good. The cool-down is compared with
+// the time elapsed since opening, so no clock value overflows: a clock that
+// steps back before the opening counts as no time elapsed, and an elapsed
+// time too large for nanoseconds counts as nanoseconds::max().
 //
 // Thread safety: usable from tasks on any workers; a spinlock guards the
 // counters and is never held while a task, is_failure or the callback runs.
@@ -225,6 +230,21 @@ class circuit_breaker {
     return o;
   }
 
+  // now - then, saturated to [0, nanoseconds::max()]: the clock is the
+  // caller's (a test clock may step back or jump across its whole range), and
+  // the difference of two time points need not fit in their duration.
+  static std::chrono::nanoseconds elapsed_between(std::chrono::steady_clock::time_point then,
+                                                  std::chrono::steady_clock::time_point now) noexcept {
+    static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>);
+    if (now <= then) return std::chrono::nanoseconds(0);
+    // now > then, so the unsigned difference is exact (modular arithmetic).
+    const auto d = static_cast<std::uint64_t>(now.time_since_epoch().count()) -
+                   static_cast<std::uint64_t>(then.time_since_epoch().count());
+    constexpr auto max = static_cast<std::uint64_t>(std::chrono::nanoseconds::max().count());
+    return std::chrono::nanoseconds(d > max ? std::chrono::nanoseconds::max().count()
+                                            : static_cast<std::chrono::nanoseconds::rep>(d));
+  }
+
   bool counts_as_failure(const std::exception_ptr& e) const noexcept {
     if (!opts_.is_failure) return true;
     try {
@@ -294,11 +314,13 @@ class circuit_breaker {
       lock_guard g(lock_);
       if (state_ == breaker_state::open) {
         auto now = opts_.clock();
-        auto ready_at = opened_at_ + opts_.cool_down;
-        if (now >= ready_at) {
+        // Durations, not a deadline: opened_at_ + cool_down overflows for a
+        // large cool-down (max: "forever") and would wrap into the past.
+        std::chrono::nanoseconds elapsed = elapsed_between(opened_at_, now);
+        if (elapsed >= opts_.cool_down) {
           move_to_locked(breaker_state::half_open, now, deliver);
         } else {
-          reject_for = std::chrono::duration_cast<std::chrono::nanoseconds>(ready_at - now);
+          reject_for = opts_.cool_down - elapsed;  // both in [0, max]: cannot overflow
         }
       }
       if (state_ == breaker_state::half_open) {

@@ -29,8 +29,16 @@
 // - acquire(0) and try_acquire(0) complete at once (true) and take nothing,
 //   even while others wait: asking for nothing cannot overtake anyone.
 // - acquire(n) / try_acquire(n) with n > burst: std::invalid_argument (it could
-//   never be served). Constructor: rate <= 0, a non-finite rate or burst 0:
-//   std::invalid_argument.
+//   never be served). Constructor: rate <= 0, a non-finite rate, burst 0 or a
+//   burst above max_burst (2^53): std::invalid_argument. Tokens are counted in
+//   a double, which holds every whole number up to 2^53 and no more: above
+//   it, taking one token might not change the count.
+// - Extremes: any finite rate > 0 is valid, from denorm_min (a token every
+//   ~10^308 s: effectively never) to DBL_MAX (one nanosecond refills the
+//   bucket). Elapsed time is saturated at nanoseconds::max(), so no clock
+//   value overflows. A waiter's timer is armed for at most ~31 years at a time
+//   (it re-arms after that), so a deficit of any size is just a long wait,
+//   which a timeout cancels as usual.
 // - Thread safety: usable from tasks on any workers (a spinlock guards the
 //   bucket; a waiter is always resumed on its own worker).
 // - Cost: an acquire that finds its tokens takes the lock once and allocates
@@ -50,6 +58,8 @@
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
+#include <string>
+#include <type_traits>
 #include <utility>
 
 #include <ringflow/detail/spinlock.hpp>
@@ -71,7 +81,11 @@ class rate_limiter {
   using clock_function = std::function<std::chrono::steady_clock::time_point()>;
   class acquire_awaiter;
 
-  // Throws std::invalid_argument unless rate_per_second is finite and > 0 and burst >= 1.
+  // The largest burst: token counts are doubles, exact up to 2^53.
+  static constexpr std::uint64_t max_burst = std::uint64_t{1} << 53;
+
+  // Throws std::invalid_argument unless rate_per_second is finite and > 0 and
+  // 1 <= burst <= max_burst.
   rate_limiter(double rate_per_second, std::uint64_t burst, clock_function now = {})
       : rate_(check_rate(rate_per_second)),
         burst_(check_burst(burst)),
@@ -188,6 +202,10 @@ class rate_limiter {
   }
   static std::uint64_t check_burst(std::uint64_t b) {
     if (b == 0) throw std::invalid_argument("ringflow::rate_limiter: burst must be at least 1");
+    if (b > max_burst) {
+      throw std::invalid_argument("ringflow::rate_limiter: burst must be at most 2^53 = " + std::to_string(max_burst) +
+                                  " (tokens are counted in a double)");
+    }
     return b;
   }
   void check_n(std::uint64_t n) const {
@@ -199,9 +217,24 @@ class rate_limiter {
   void refill_locked() const {
     auto now = now_();
     if (now <= last_) return;  // a clock that steps back adds nothing
-    double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count());
+    // rate_ is finite, so ns * rate_ is at worst +inf, and min() caps that.
+    double ns = static_cast<double>(elapsed_between(last_, now).count());
     tokens_ = std::min(static_cast<double>(burst_), tokens_ + ns * rate_ / 1e9);
     last_ = now;
+  }
+
+  // now - then for now > then, saturated at nanoseconds::max(): the clock is
+  // the caller's, and two of its time points may lie further apart than
+  // nanoseconds can hold (now - then would overflow).
+  static std::chrono::nanoseconds elapsed_between(std::chrono::steady_clock::time_point then,
+                                                  std::chrono::steady_clock::time_point now) noexcept {
+    static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>);
+    // Exact in unsigned (modular) arithmetic, as now > then.
+    const auto d = static_cast<std::uint64_t>(now.time_since_epoch().count()) -
+                   static_cast<std::uint64_t>(then.time_since_epoch().count());
+    constexpr auto max = static_cast<std::uint64_t>(std::chrono::nanoseconds::max().count());
+    return std::chrono::nanoseconds(d > max ? std::chrono::nanoseconds::max().count()
+                                            : static_cast<std::chrono::nanoseconds::rep>(d));
   }
 
   void take_locked(std::uint64_t n) {

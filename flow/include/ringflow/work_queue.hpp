@@ -98,6 +98,7 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -152,7 +153,14 @@ class work_queue {
   struct guard;
 
  public:
-  // max_length 0: std::invalid_argument.
+  // The largest max_length: the ready values live in one ring of at most
+  // this many slots (a power of two of at most PTRDIFF_MAX bytes), so a
+  // larger bound could never be reached. Memory runs out well before.
+  static constexpr std::size_t max_length_limit = detail::wq_ring<detail::wq_entry<T>>::max_capacity;
+
+  // max_length 0 or above max_length_limit: std::invalid_argument, before
+  // anything is allocated. The ring grows as values arrive (std::bad_alloc
+  // if memory runs out), so a large max_length costs nothing up front.
   explicit work_queue(std::size_t max_length, overflow policy = overflow::block, drop_handler on_drop = {})
       : max_(check(max_length)), policy_(policy), on_drop_(std::move(on_drop)) {
     ring_.reserve(max_ < 64 ? max_ : 64);
@@ -185,7 +193,7 @@ class work_queue {
 
   // A new consumer that holds at most `prefetch` unacked deliveries.
   // prefetch 0: std::invalid_argument (RabbitMQ's 0 means "unlimited"; ask
-  // for a large number instead).
+  // for a large number instead: any value up to SIZE_MAX is valid).
   consumer subscribe(std::size_t prefetch) {
     if (prefetch == 0) throw std::invalid_argument("ringflow::work_queue::subscribe: prefetch must be at least 1");
     auto* s = new detail::wq_consumer_state(prefetch);
@@ -556,6 +564,10 @@ class work_queue {
 
   static std::size_t check(std::size_t max_length) {
     if (max_length == 0) throw std::invalid_argument("ringflow::work_queue: max_length must be at least 1");
+    if (max_length > max_length_limit) {
+      throw std::invalid_argument("ringflow::work_queue: max_length " + std::to_string(max_length) +
+                                  " is above max_length_limit = " + std::to_string(max_length_limit));
+    }
     return max_length;
   }
 

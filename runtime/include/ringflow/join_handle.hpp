@@ -4,6 +4,12 @@
 //   int v = co_await std::move(h);         // waits; rethrows the task's exception
 //
 // Dropping the handle detaches the task: it runs to completion on its own.
+// An exception that ends a task whose result nobody takes (the handle was
+// dropped or detached, before or after the task failed) is not lost: it goes
+// to the unhandled-exception handler, once per task, on the thread that lets
+// go of the task last. The default handler writes one line to stderr
+// (Tokio logs a panicking detached task the same way); replace it with
+// set_unhandled_exception_handler.
 // Cancel safety: a task suspended in `co_await handle` may be cancelled
 // (its frame destroyed, e.g. by timeout); the spawned task keeps running
 // and its result is discarded when the handle goes.
@@ -12,6 +18,7 @@
 #include <atomic>
 #include <coroutine>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -22,7 +29,19 @@
 
 namespace ringflow {
 
+// Receives the exception of a task that failed with nobody to take its result.
+using unhandled_exception_handler = std::function<void(std::exception_ptr)>;
+
+// Installs h for the whole process (an empty h restores the default, which
+// writes "ringflow: a detached task ended with an exception: <what()>" to
+// stderr) and returns the previous handler. Thread-safe. An exception thrown
+// by the handler is swallowed.
+unhandled_exception_handler set_unhandled_exception_handler(unhandled_exception_handler h);
+
 namespace detail {
+
+// Calls the unhandled-exception handler (runtime/src/unhandled_exception.cpp).
+void report_unhandled(std::exception_ptr e) noexcept;
 
 enum class join_status : unsigned char { running, done, cancelled };
 
@@ -34,6 +53,12 @@ struct join_state_base {
   std::coroutine_handle<> joiner;
   worker* joiner_worker = nullptr;
   std::exception_ptr error;
+  bool error_taken = false;  // a joiner saw the exception (else it is reported)
+
+  // Last reference gone: an exception nobody took is reported.
+  void report_if_untaken() noexcept {
+    if (error && !error_taken) report_unhandled(error);
+  }
 
   // Called once, on the task's worker, after the result is stored.
   void finish(join_status s) {
@@ -60,11 +85,17 @@ template <class T>
 struct join_state : join_state_base {
   std::optional<T> value;
   void release() noexcept {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      report_if_untaken();
+      delete this;
+    }
   }
   T take() {
     if (status == join_status::cancelled) throw std::runtime_error("ringflow: the task was cancelled");
-    if (error) std::rethrow_exception(error);
+    if (error) {
+      error_taken = true;
+      std::rethrow_exception(error);
+    }
     return std::move(*value);
   }
 };
@@ -72,11 +103,17 @@ struct join_state : join_state_base {
 template <>
 struct join_state<void> : join_state_base {
   void release() noexcept {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      report_if_untaken();
+      delete this;
+    }
   }
   void take() {
     if (status == join_status::cancelled) throw std::runtime_error("ringflow: the task was cancelled");
-    if (error) std::rethrow_exception(error);
+    if (error) {
+      error_taken = true;
+      std::rethrow_exception(error);
+    }
   }
 };
 

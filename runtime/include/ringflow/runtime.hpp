@@ -22,7 +22,16 @@
 //
 // Destroying the runtime stops the workers, destroys the frames of every task
 // still suspended (their destructors run, their in-flight operations are
-// cancelled) and closes the rings; no thread outlives it.
+// cancelled) and closes the rings; no thread outlives it. A task that never
+// started is destroyed unrun (its handle reports it cancelled), and so is one
+// spawned onto a worker that has already shut down. Destroyed by one of its
+// own tasks, the runtime cannot wait for its own thread: the destructor then
+// returns at once and the shutdown runs on the workers (that task goes at its
+// next suspension, with the others); the last worker out frees what is left.
+// A moved-from runtime throws std::logic_error from block_on, spawn and
+// spawn_on. What may outlive a runtime: channels, tcp streams, subscriptions
+// and join handles (a handle then reports its task cancelled); see README,
+// "Lifetimes".
 #pragma once
 
 #include <chrono>
@@ -42,7 +51,8 @@ struct runtime_options {
   // before sleeping in the kernel: about what waking a sleeping core costs
   // here (~20 us), so cross-worker hand-offs stay cheap. Meanwhile it looks
   // for tasks left waiting in a busy worker's queue (see Placement above).
-  // 0: sleep at once, and never take tasks from a busy worker.
+  // 0: sleep at once, and never take tasks from a busy worker. Values above
+  // 1 s count as 1 s.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
 };
 
@@ -71,10 +81,13 @@ class runtime {
   template <class T>
   join_handle<T> spawn_on(unsigned index, task<T> t);
 
-  unsigned threads() const noexcept { return static_cast<unsigned>(core_->size()); }
-  detail::runtime_core& core() noexcept { return *core_; }
+  // 0 for a moved-from runtime.
+  unsigned threads() const noexcept { return core_ ? static_cast<unsigned>(core_->size()) : 0; }
+  // std::logic_error for a moved-from runtime (as block_on, spawn, spawn_on).
+  detail::runtime_core& core() { return live_core(); }
 
  private:
+  detail::runtime_core& live_core() const;
   std::unique_ptr<detail::runtime_core> core_;
 };
 
@@ -110,21 +123,23 @@ join_handle<T> spawn_local(task<T> t) {
 
 template <class T>
 join_handle<T> runtime::spawn(task<T> t) {
-  return detail::spawn_on(core_->next_worker(), std::move(t), false);
+  return detail::spawn_on(live_core().next_worker(), std::move(t), false);
 }
 
 template <class T>
 join_handle<T> runtime::spawn_on(unsigned index, task<T> t) {
-  if (index >= core_->size()) throw std::out_of_range("ringflow::runtime::spawn_on: no such worker");
-  return detail::spawn_on(core_->at(index), std::move(t));
+  detail::runtime_core& c = live_core();
+  if (index >= c.size()) throw std::out_of_range("ringflow::runtime::spawn_on: no such worker");
+  return detail::spawn_on(c.at(index), std::move(t));
 }
 
 template <class T>
 T runtime::block_on(task<T> t) {
-  if (detail::tls_worker && &detail::tls_worker->core() == core_.get()) {
+  detail::runtime_core& c = live_core();
+  if (detail::tls_worker && &detail::tls_worker->core() == &c) {
     throw std::logic_error("ringflow: block_on called from a task of the same runtime");
   }
-  return detail::spawn_on(core_->at(0), std::move(t)).wait();
+  return detail::spawn_on(c.at(0), std::move(t)).wait();
 }
 
 }  // namespace ringflow

@@ -1,5 +1,11 @@
 // co_await ringflow::sleep_for(10ms): an io_uring timeout; no thread sleeps.
 //
+// Every duration is valid. d <= 0 (nanoseconds::min() included) behaves as
+// yield(): the other ready tasks run, then the caller resumes. Large ones are
+// passed to the kernel as they are, which saturates them: nanoseconds::max()
+// (~292 years) sleeps for good, until the task is cancelled or its runtime
+// is destroyed.
+//
 // Cancel safety: destroying a task suspended here cancels the timeout in the
 // kernel (IORING_OP_ASYNC_CANCEL) and waits for its completion before the
 // frame goes.
@@ -20,14 +26,21 @@ namespace ringflow {
 
 namespace detail {
 
+// The kernel refuses (-EINVAL) a negative tv_sec or a tv_nsec outside
+// [0, 1e9), and / and % truncate towards zero: a negative d would give both
+// negative, so it is clamped to zero (expires at once). Any d >= 0 splits
+// exactly; the largest, nanoseconds::max(), gives tv_sec 9223372036, which
+// the kernel saturates to its KTIME_MAX: effectively forever.
 inline __kernel_timespec to_timespec(std::chrono::nanoseconds d) noexcept {
   __kernel_timespec ts{};
+  if (d.count() <= 0) return ts;
   ts.tv_sec = d.count() / 1'000'000'000;
   ts.tv_nsec = d.count() % 1'000'000'000;
   return ts;
 }
 
 // One IORING_OP_TIMEOUT; the timespec lives here until the kernel copied it.
+// Any duration: negative ones expire at once (see to_timespec).
 struct timer_op {
   __kernel_timespec ts{};
   completion c;
@@ -60,7 +73,8 @@ struct sleep_awaiter {
 
 }  // namespace detail
 
-// Suspends the calling task for at least d (d <= 0: behaves as yield()).
+// Suspends the calling task for at least d (d <= 0: behaves as yield();
+// nanoseconds::max(): until cancelled). Never throws for a duration.
 inline task<void> sleep_for(std::chrono::nanoseconds d) {
   if (d.count() <= 0) {
     co_await yield();

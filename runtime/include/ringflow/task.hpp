@@ -13,6 +13,7 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -24,6 +25,11 @@ class task;
 namespace detail {
 
 struct root_link;  // a spawned task's top frame (detail/worker.hpp)
+
+// What every task<T> is, whatever its T: the address of the frame it owns.
+struct task_owner {
+  void* frame = nullptr;
+};
 
 struct task_promise_base {
   std::coroutine_handle<> continuation = std::noop_coroutine();
@@ -39,6 +45,15 @@ struct task_promise_base {
   // frame's wait completes only when the frame runs, where it suspended, so
   // cancelling it takes nothing and loses nothing.
   root_link* root = nullptr;
+
+  // A chain of nested co_awaits, for destroying it leaf first in constant
+  // stack (destroy_task_frame): while this frame is suspended in co_await on
+  // a task, `child` is that task's promise and `child_owner` the task object
+  // in this frame that owns it; `parent` is the promise of the task frame
+  // awaiting this one.
+  task_promise_base* child = nullptr;
+  task_owner* child_owner = nullptr;
+  task_promise_base* parent = nullptr;
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -94,21 +109,47 @@ root_link* root_of(std::coroutine_handle<P> h) noexcept {
   }
 }
 
+// Destroys a task's frame and every frame it awaits in turn. Left to
+// itself, destroying a frame destroys the task object it is suspended on,
+// which destroys that frame, one nested call per level: a chain a million
+// co_awaits deep overflows the stack when it is cancelled or shut down. Here
+// the chain is walked down to its leaf and freed from there up, each frame
+// detached from its owner first, so the stack stays flat and every frame
+// still goes before the frame that awaits it (a child's destructors may use
+// what its parent owns).
+inline void destroy_task_frame(void* frame, task_promise_base* p) noexcept {
+  if (!p->child) {
+    std::coroutine_handle<>::from_address(frame).destroy();
+    return;
+  }
+  task_promise_base* leaf = p;
+  while (leaf->child) leaf = leaf->child;
+  while (leaf != p) {
+    task_promise_base* up = leaf->parent;
+    void* f = std::exchange(up->child_owner->frame, nullptr);
+    up->child = nullptr;
+    up->child_owner = nullptr;
+    std::coroutine_handle<>::from_address(f).destroy();
+    leaf = up;
+  }
+  std::coroutine_handle<>::from_address(frame).destroy();
+}
+
 }  // namespace detail
 
 template <class T>
-class [[nodiscard]] task {
+class [[nodiscard]] task : private detail::task_owner {
  public:
   using promise_type = detail::task_promise<T>;
   using value_type = T;
 
   task() noexcept = default;
-  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
-  task(task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  explicit task(std::coroutine_handle<promise_type> h) noexcept { frame = h.address(); }
+  task(task&& o) noexcept { frame = std::exchange(o.frame, nullptr); }
   task& operator=(task&& o) noexcept {
     if (this != &o) {
       reset();
-      h_ = std::exchange(o.h_, {});
+      frame = std::exchange(o.frame, nullptr);
     }
     return *this;
   }
@@ -116,35 +157,56 @@ class [[nodiscard]] task {
   task& operator=(const task&) = delete;
   ~task() { reset(); }
 
-  bool valid() const noexcept { return bool(h_); }
-  bool done() const noexcept { return h_ && h_.done(); }
+  bool valid() const noexcept { return frame != nullptr; }
+  bool done() const noexcept { return frame && handle().done(); }
 
   // What co_await on a task gives (a named member because a local class
   // cannot have the member template await_suspend needs). The awaited task
   // inherits `root` from the awaiting frame.
   struct awaiter {
     std::coroutine_handle<promise_type> h;
+    detail::task_owner* owner;
     bool await_ready() const noexcept { return !h || h.done(); }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> cont) noexcept {
-      h.promise().continuation = cont;
-      h.promise().root = detail::root_of(cont);
+      promise_type& child = h.promise();
+      child.continuation = cont;
+      child.root = detail::root_of(cont);
+      if constexpr (std::is_base_of_v<detail::task_promise_base, P>) {
+        child.parent = &cont.promise();
+        cont.promise().child = &child;
+        cont.promise().child_owner = owner;
+      }
       return h;
     }
-    T await_resume() { return h.promise().take(); }
+    T await_resume() {
+      if (!h) throw std::logic_error("ringflow: awaiting an empty task");
+      promise_type& child = h.promise();
+      if (detail::task_promise_base* p = std::exchange(child.parent, nullptr)) {
+        p->child = nullptr;
+        p->child_owner = nullptr;
+      }
+      return child.take();
+    }
   };
-  awaiter operator co_await() && noexcept { return awaiter{h_}; }
+  awaiter operator co_await() && noexcept { return awaiter{handle(), this}; }
   awaiter operator co_await() & noexcept { return std::move(*this).operator co_await(); }
 
   // Gives up ownership of the frame (used by spawn and timeout).
-  std::coroutine_handle<promise_type> release() noexcept { return std::exchange(h_, {}); }
+  std::coroutine_handle<promise_type> release() noexcept {
+    return std::coroutine_handle<promise_type>::from_address(std::exchange(frame, nullptr));
+  }
 
  private:
-  void reset() noexcept {
-    if (h_) h_.destroy();
-    h_ = {};
+  std::coroutine_handle<promise_type> handle() const noexcept {
+    return std::coroutine_handle<promise_type>::from_address(frame);
   }
-  std::coroutine_handle<promise_type> h_;
+  void reset() noexcept {
+    if (void* f = std::exchange(frame, nullptr)) detail::destroy_task_frame(f, &handle_of(f).promise());
+  }
+  static std::coroutine_handle<promise_type> handle_of(void* f) noexcept {
+    return std::coroutine_handle<promise_type>::from_address(f);
+  }
 };
 
 namespace detail {

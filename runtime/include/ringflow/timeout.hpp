@@ -12,6 +12,14 @@
 //
 // Cancel safety: destroying a task suspended in timeout destroys t and
 // cancels the timer.
+//
+// Every duration is valid (none throws). d <= 0, nanoseconds::min()
+// included: t still starts and runs up to its first suspension; if it
+// finished by then its result is returned, else it is cancelled as soon as
+// the worker next looks at its ring. Large ones are effectively forever:
+// timeout(nanoseconds::max(), t) waits for t (~292 years) and returns its
+// value. The timer is a relative io_uring timeout (no deadline is computed),
+// so no d overflows.
 #pragma once
 
 #include <chrono>

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 namespace ringflow::detail {
@@ -12,8 +15,17 @@ namespace ringflow::detail {
 template <class T>
 class slot_ring {
  public:
+  // The largest capacity an allocation of T can have: no object may span more
+  // than PTRDIFF_MAX bytes (std::allocator<T>::allocate throws
+  // bad_array_new_length or bad_alloc beyond it). It also keeps the index
+  // arithmetic (head_ + size_ < 2 * cap_) from overflowing.
+  static constexpr std::size_t max_capacity =
+      static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) / sizeof(T);
+
+  // capacity > max_capacity: std::invalid_argument, before allocating. Below
+  // it, an allocation that fails throws std::bad_alloc.
   explicit slot_ring(std::size_t capacity)
-      : cap_(capacity), data_(capacity ? std::allocator<T>{}.allocate(capacity) : nullptr) {}
+      : cap_(check(capacity)), data_(capacity ? std::allocator<T>{}.allocate(capacity) : nullptr) {}
   slot_ring(const slot_ring&) = delete;
   slot_ring& operator=(const slot_ring&) = delete;
   ~slot_ring() {
@@ -53,6 +65,14 @@ class slot_ring {
   }
 
  private:
+  static std::size_t check(std::size_t capacity) {
+    if (capacity > max_capacity) {
+      throw std::invalid_argument("ringflow: capacity " + std::to_string(capacity) + " is above the maximum of " +
+                                  std::to_string(max_capacity) + " (PTRDIFF_MAX / sizeof(T))");
+    }
+    return capacity;
+  }
+
   std::size_t cap_;
   T* data_;
   std::size_t head_ = 0;

@@ -5,7 +5,9 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <utility>
 
@@ -31,6 +33,11 @@ struct wq_entry {
 template <class E>
 class wq_ring {
  public:
+  // The largest capacity: a power of two (the indices are masked) whose
+  // array does not span more than PTRDIFF_MAX bytes, as no object may.
+  static constexpr std::size_t max_capacity =
+      std::bit_floor(static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) / sizeof(E));
+
   wq_ring() = default;
   wq_ring(const wq_ring&) = delete;
   wq_ring& operator=(const wq_ring&) = delete;
@@ -46,9 +53,12 @@ class wq_ring {
   E& back() noexcept { return (*this)[size_ - 1]; }
 
   // Grows to at least n slots (a power of two). May throw std::bad_alloc;
-  // the ring is unchanged then.
+  // the ring is unchanged then. n > max_capacity: std::bad_alloc too (it
+  // could never be allocated), checked first because std::bit_ceil(n) is
+  // undefined when the power of two does not fit in size_t.
   void reserve(std::size_t n) {
     if (n <= cap_) return;
+    if (n > max_capacity) throw std::bad_alloc();
     const std::size_t cap = std::bit_ceil(n < 8 ? std::size_t{8} : n);
     E* data = std::allocator<E>{}.allocate(cap);
     for (std::size_t i = 0; i < size_; ++i) {

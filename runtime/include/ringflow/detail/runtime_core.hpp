@@ -2,7 +2,6 @@
 #pragma once
 
 #include <atomic>
-#include <barrier>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -16,6 +15,11 @@ class runtime_core {
  public:
   runtime_core(unsigned threads, unsigned ring_entries, std::int64_t idle_spin_ns);
   ~runtime_core();  // stops the workers and frees every frame
+
+  // From a task of this runtime (the runtime is being destroyed by one of
+  // its own tasks, which cannot join its own thread): stops the workers
+  // without waiting; the last worker to finish shutting down frees this.
+  void stop_and_free_when_done() noexcept;
 
   std::size_t size() const noexcept { return workers_.size(); }
   worker& at(std::size_t i) noexcept { return *workers_[i]; }
@@ -47,7 +51,14 @@ class runtime_core {
   std::atomic<bool> stop_{false};
   std::atomic<std::int64_t> moves_paused_until_{0};
   std::atomic<std::int64_t> move_pause_ns_{0};
-  std::unique_ptr<std::barrier<>> barrier_;  // shut-down phases
+  // Shutdown runs in two phases (every worker has stopped running tasks;
+  // every worker has freed its frames). A worker waiting for the others keeps
+  // granting hand-over requests (affinity.hpp): a destructor run by another
+  // worker may need an object this one used last.
+  void arrive_and_serve(unsigned phase, worker& w) noexcept;
+  std::atomic<unsigned> arrived_[2] = {0, 0};
+  std::atomic<unsigned> exited_{0};
+  std::atomic<bool> free_when_done_{false};
 };
 
 }  // namespace ringflow::detail

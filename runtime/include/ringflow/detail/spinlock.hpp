@@ -9,6 +9,17 @@
 
 namespace ringflow::detail {
 
+// Tells the core we are spinning (frees the pipeline for its sibling thread).
+[[gnu::always_inline]] inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#else
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+}
+
 class spinlock {
  public:
   [[gnu::always_inline]] void lock() noexcept {
@@ -30,7 +41,7 @@ class spinlock {
     int backoff = 1;
     int spins = 0;
     for (;;) {
-      for (int i = 0; i < backoff; ++i) __builtin_ia32_pause();
+      for (int i = 0; i < backoff; ++i) cpu_relax();
       if (backoff < 32) backoff *= 2;
       if (!locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire)) return;
       if (++spins >= 16) {  // ~10 us: the holder may have been preempted

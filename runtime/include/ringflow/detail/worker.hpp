@@ -42,6 +42,18 @@ struct root_link {
   bool pinned = true;  // spawn_on, spawn_local, block_on, the runtime's own helpers
 };
 
+// A frame owned by an object rather than by a task (a stream's producer,
+// which its subscription owns), running on this worker while linked. Frames
+// must be destroyed on their own worker, so shutdown does not free these
+// itself: it unlinks each and asks its owner to destroy the frame there and
+// then, before the worker goes away.
+struct owned_frame_link {
+  owned_frame_link* prev = nullptr;
+  owned_frame_link* next = nullptr;
+  void (*destroy_at_shutdown)(owned_frame_link*) noexcept = nullptr;
+  bool linked = false;
+};
+
 class worker {
  public:
   worker(runtime_core& rt, unsigned index, unsigned ring_entries, std::int64_t idle_spin_ns);
@@ -57,7 +69,7 @@ class worker {
   // Own thread only.
   void schedule_local(std::coroutine_handle<> h) { ready_.push(h); }
   // Any thread. True when the caller must call wake() (after dropping locks).
-  [[nodiscard]] bool push_remote(std::coroutine_handle<> h, root_link* unstarted_root = nullptr);
+  [[nodiscard]] bool push_remote(std::coroutine_handle<> h);
   void wake();
   void schedule(std::coroutine_handle<> h) {
     if (tls_worker == this) {
@@ -84,6 +96,13 @@ class worker {
   void adopt_root(root_link* r) noexcept;
   // On the task's home worker (it finished, or shutdown destroys it).
   static void drop_root(root_link* r) noexcept;
+  // Own thread only: lists (or unlists, idempotent) an owned frame.
+  void adopt_owned(owned_frame_link* l) noexcept;
+  void drop_owned(owned_frame_link* l) noexcept;
+  // Any thread: queues an unstarted task's top frame here. False once this
+  // worker has finished shutting down (nothing is queued: the caller still
+  // owns the frame). `wake`: the caller must call wake().
+  [[nodiscard]] bool push_root(root_link* r, bool& wake);
   // Own thread only, for a waker that takes a spawned task `r` off a
   // channel's wait list: the worker that should resume it (`owner` is where
   // it waited).
@@ -122,12 +141,17 @@ class worker {
   bool has_multishot_recv() const noexcept { return recv_buffers_ != nullptr; }
 
   // ---- ownership of single-worker objects (see affinity.hpp) -------------
+  // Once this worker has shut down (retired) a request is granted at once:
+  // no task of ours can be half-way through an operation any more.
   void request_revoke(std::atomic<std::uint32_t>* owner);
   void process_revokes();
 
   // ---- the loop ---------------------------------------------------------
   void run();                 // until the runtime stops
-  void destroy_everything();  // shutdown: frees every frame this worker holds
+  // Shutdown: frees every frame this worker holds, including those that
+  // arrive while it does (a destructor elsewhere spawning here), then
+  // retires: later spawns here are refused, hand-over requests granted.
+  void destroy_everything();
   void close_ring();
 
  private:
@@ -177,6 +201,7 @@ class worker {
   std::vector<cqe_record> backlog_;
   std::size_t backlog_pos_ = 0;
   root_link roots_;  // sentinel of a circular list
+  owned_frame_link owned_;  // sentinel of a circular list; own thread only
   // While idle: the worker we last looked at, what we saw, and whom we asked.
   worker* watched_ = nullptr;
   std::size_t watched_taken_ = 0;
@@ -198,6 +223,7 @@ class worker {
   std::atomic<bool> revoke_pending_{false};
   spinlock remote_lock_;
   bool spilled_ = false;            // remote_ holds entries
+  bool retired_ = false;            // destroy_everything is done (under remote_lock_)
   std::uint8_t inline_n_ = 0;
   std::coroutine_handle<> inline_[inline_capacity];
   alignas(64) std::vector<remote_entry> remote_;
