@@ -33,13 +33,13 @@ namespace {
 constexpr auto forever = std::chrono::nanoseconds::max();
 constexpr auto lowest = std::chrono::nanoseconds::min();
 
-// ASan refuses (and reports) allocations beyond its own maximum instead of
-// throwing std::bad_alloc, so the "representable but too big for memory"
-// checks run only without it.
-#if defined(__SANITIZE_ADDRESS__)
+// ASan and TSan refuse (and report) allocations beyond their own maximum
+// instead of throwing std::bad_alloc, so the "representable but too big for
+// memory" checks run only without them.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 [[maybe_unused]] constexpr bool under_asan = true;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 [[maybe_unused]] constexpr bool under_asan = true;
 #else
 [[maybe_unused]] constexpr bool under_asan = false;
