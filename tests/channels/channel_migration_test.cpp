@@ -6,6 +6,7 @@
 // a task that waits in its queue, so busy tasks spread over the cores.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -86,7 +87,8 @@ bool all_equal(const std::vector<unsigned>& v, unsigned w) {
 
 }  // namespace
 
-TEST_CASE("migration: two spawned tasks on different workers end up on one, and a moved task's io runs there") {
+TEST_CASE("migration: two spawned tasks on different workers end up on one, and a moved task's io runs there",
+          "[channels][migration]") {
   ringflow::runtime rt(wake_moves_only);
   channel<int> ch(1);
   int received = 0;
@@ -133,7 +135,8 @@ task<reader_report> reader_that_moves(ringflow::tcp_listener* l, channel<int>* c
 
 }  // namespace
 
-TEST_CASE("migration: a task moved after reading from a socket reads the rest, under timeout, on its new worker") {
+TEST_CASE("migration: a task moved after reading from a socket reads the rest, under timeout, on its new worker",
+          "[channels][migration]") {
   ringflow::runtime rt(wake_moves_only);
   auto l = ringflow::tcp_listener::bind("127.0.0.1", 0);
   channel<int> ch(1);
@@ -150,7 +153,7 @@ TEST_CASE("migration: a task moved after reading from a socket reads the rest, u
   REQUIRE(r.text == "helloworld");
 }
 
-TEST_CASE("migration: pinned tasks (spawn_on) never move") {
+TEST_CASE("migration: pinned tasks (spawn_on) never move", "[channels][migration]") {
   ringflow::runtime rt({.threads = 2});
   channel<int> ch(1);
   int received = 0;
@@ -161,7 +164,7 @@ TEST_CASE("migration: pinned tasks (spawn_on) never move") {
   REQUIRE(received == 1000);
 }
 
-TEST_CASE("migration: spawn_local pins the task to the spawning worker") {
+TEST_CASE("migration: spawn_local pins the task to the spawning worker", "[channels][migration]") {
   ringflow::runtime rt({.threads = 2});
   channel<int> ch(1);
   int received = 0;
@@ -174,7 +177,8 @@ TEST_CASE("migration: spawn_local pins the task to the spawning worker") {
   REQUIRE(received == 500);
 }
 
-TEST_CASE("migration: a wait under timeout never moves (its timer stays armed on its worker)") {
+TEST_CASE("migration: a wait under timeout never moves (its timer stays armed on its worker)",
+          "[channels][migration]") {
   ringflow::runtime rt({.threads = 2});
   channel<int> ch(1);
   int received = 0;
@@ -205,7 +209,8 @@ task<void> settle_then_park(channel<int>* ch, channel<int>* never, bool sending,
 
 }  // namespace
 
-TEST_CASE("migration: shutdown frees the frames of moved tasks, each on the worker it moved to") {
+TEST_CASE("migration: shutdown frees the frames of moved tasks, each on the worker it moved to",
+          "[channels][migration]") {
   test_support::lifetime_probe::reset();
   std::atomic<int> settled{0};
   {
@@ -231,8 +236,10 @@ void burn(std::chrono::microseconds d) {
   }
 }
 
-task<void> busy_producer(channel<int>* ch, int n, std::atomic<unsigned>* at) {
-  for (int i = 0; i < n; ++i) {
+// Sends until the consumer says it has seen enough (or n items), each after
+// a stretch of work.
+task<void> busy_producer(channel<int>* ch, int n, std::atomic<unsigned>* at, const std::atomic<bool>* enough) {
+  for (int i = 0; i < n && !enough->load(std::memory_order_relaxed); ++i) {
     at->store(here(), std::memory_order_relaxed);
     burn(20us);
     co_await ch->send(i);
@@ -240,14 +247,32 @@ task<void> busy_producer(channel<int>* ch, int n, std::atomic<unsigned>* at) {
   ch->close();
 }
 
-// Counts the items it took while the producer ran on the other worker.
-task<int> busy_consumer(channel<int>* ch, const std::atomic<unsigned>* producer_at) {
-  int apart = 0;
+struct spread_report {
+  int taken = 0;        // items consumed
+  int apart = 0;        // of those, while the producer ran on the other worker
+  int longest_run = 0;  // the most consecutive items consumed apart
+};
+
+// Consumes (each item after a shorter stretch of work than the producer's,
+// so it waits for every item once the two run side by side: every send then
+// wakes it) until it has taken `wanted` items in a row while the producer ran
+// on the other worker, then tells the producer to stop.
+task<spread_report> busy_consumer(channel<int>* ch, const std::atomic<unsigned>* producer_at, int wanted,
+                                  std::atomic<bool>* enough) {
+  spread_report r;
+  int run = 0;
   while (co_await ch->recv()) {
-    burn(20us);
-    if (producer_at->load(std::memory_order_relaxed) != here()) ++apart;
+    burn(5us);
+    ++r.taken;
+    if (producer_at->load(std::memory_order_relaxed) != here()) {
+      ++r.apart;
+      r.longest_run = std::max(r.longest_run, ++run);
+      if (r.longest_run >= wanted) enough->store(true, std::memory_order_relaxed);
+    } else {
+      run = 0;
+    }
   }
-  co_return apart;
+  co_return r;
 }
 
 task<int> pinger(channel<int>* out, channel<int>* in, int rounds, const std::atomic<unsigned>* ponger_at) {
@@ -270,35 +295,70 @@ task<void> ponger(channel<int>* in, channel<int>* out, std::atomic<unsigned>* at
 
 }  // namespace
 
-TEST_CASE("migration: two busy tasks of a pipeline started on one worker spread over both") {
+// How quickly the idle worker asks, and how long the two then stay apart,
+// depends on the clock and on what else the machine runs (a loaded CI core
+// stalls a worker's queue as a busy task would): the share of items run side
+// by side is a performance figure, not asserted. What is asserted: the
+// pipeline does spread, and once spread it is left apart for a stretch of
+// items (the pause on moves after a give-away) instead of being pulled
+// together again by the next wake. It runs until that happens, so a slow or
+// busy machine only makes it take longer; it fails when no such stretch
+// comes in 20000 items (without stealing none is ever apart; without the
+// pause the longest stretch is about a buffer's worth).
+TEST_CASE("migration: two busy tasks of a pipeline started on one worker spread over both", "[channels][migration]") {
   ringflow::runtime rt({.threads = 2});
   channel<int> ch(4);
   std::atomic<unsigned> producer_at{0};
-  auto c = start_unpinned(rt, 0, busy_consumer(&ch, &producer_at));
-  auto p = start_unpinned(rt, 0, busy_producer(&ch, 1000, &producer_at));
+  std::atomic<bool> enough{false};
+  // Without the pause the next send pulls the waiting consumer over to the
+  // producer's worker: a give-away then lasts about a buffer's worth of items
+  // (6 in a row, measured). The first pause (0.5 ms) lasts ~25 items, later
+  // ones (doubled while give-aways keep coming) hundreds.
+  constexpr int wanted = 16;
+  auto c = start_unpinned(rt, 0, busy_consumer(&ch, &producer_at, wanted, &enough));
+  auto p = start_unpinned(rt, 0, busy_producer(&ch, 20000, &producer_at, &enough));
   p.wait();
-  const int apart = c.wait();
-  // Together they would take turns on one core (apart == 0). The idle worker
-  // sees a task wait in the busy one's queue and asks for it; moves then pause
-  // long enough for the two to run side by side most of the time.
-  INFO("items consumed while the producer ran on the other worker: " << apart);
-  REQUIRE(apart >= 250);
+  const spread_report r = c.wait();
+  INFO("items consumed: " << r.taken << ", while the producer ran on the other worker: " << r.apart
+                          << ", most in a row: " << r.longest_run);
+  REQUIRE(r.longest_run >= wanted);
 }
 
-TEST_CASE("migration: a ping-pong pair started on two workers stays together on one", "[channels][migration]") {
-  // No stealing: on a loaded machine a steal split the pair now and then
-  // (77% together under TSan with both cores busy), which is placement by the
-  // clock, not the wake move this case is about.
+// Wake moves only (no stealing): the first wake across workers moves one of
+// the pair to the other, and from then on every wake is local, so every
+// round after the first runs with both on one worker. This is the placement
+// decision itself, independent of timing.
+TEST_CASE("migration: a ping-pong pair started on two workers ends up on one and stays there",
+          "[channels][migration]") {
   ringflow::runtime rt(wake_moves_only);
   channel<int> a(1), b(1);
   std::atomic<unsigned> ponger_at{9};
+  constexpr int rounds = 20000;
   auto q = start_unpinned(rt, 1, ponger(&a, &b, &ponger_at));
-  auto p = start_unpinned(rt, 0, pinger(&a, &b, 100000, &ponger_at));
+  auto p = start_unpinned(rt, 0, pinger(&a, &b, rounds, &ponger_at));
   const int together = p.wait();
   q.wait();
-  // Without place_woken this is 0; with it, every round after the first move.
   INFO("rounds with both on one worker: " << together);
-  REQUIRE(together >= 50000);
+  REQUIRE(together >= rounds - 1);
+}
+
+// With stealing on as well, an idle worker may still ask for one of the pair
+// when the machine is loaded (a worker descheduled by the OS looks busy), and
+// the pair is then apart until moves resume: how many rounds run together is
+// a performance figure (bench/channel_bench.cpp, pingpong_spawned against
+// pingpong_colocated). Asserted: a give-away does not keep the pair apart
+// for good; it comes together again.
+TEST_CASE("migration: with stealing on, a ping-pong pair still comes together", "[channels][migration]") {
+  ringflow::runtime rt({.threads = 2});
+  channel<int> a(1), b(1);
+  std::atomic<unsigned> ponger_at{9};
+  constexpr int rounds = 100000;
+  auto q = start_unpinned(rt, 1, ponger(&a, &b, &ponger_at));
+  auto p = start_unpinned(rt, 0, pinger(&a, &b, rounds, &ponger_at));
+  const int together = p.wait();
+  q.wait();
+  INFO("rounds with both on one worker: " << together);
+  REQUIRE(together > 0);
 }
 
 namespace {
@@ -332,7 +392,8 @@ task<void> drain(channel<int>* in) {
 
 }  // namespace
 
-TEST_CASE("migration: a runtime destroyed while spawned tasks move between its workers frees every frame") {
+TEST_CASE("migration: a runtime destroyed while spawned tasks move between its workers frees every frame",
+          "[channels][migration]") {
   test_support::lifetime_probe::reset();
   {
     // A line of stages, each spawned (movable), with capacities that make

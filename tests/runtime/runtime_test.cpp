@@ -118,18 +118,40 @@ TEST_CASE("runtime: an exception crosses spawn and join") {
                     std::out_of_range);
 }
 
-TEST_CASE("runtime: two concurrent 100 ms sleeps take about 100 ms, not 200") {
+namespace {
+struct sleep_span {
+  std::chrono::steady_clock::time_point began, ended;
+};
+
+task<void> timed_sleep(std::chrono::milliseconds d, sleep_span* out) {
+  out->began = std::chrono::steady_clock::now();
+  co_await ringflow::sleep_for(d);
+  out->ended = std::chrono::steady_clock::now();
+}
+}  // namespace
+
+// Asserted on the order of events, not on a total: each sleep lasts at least
+// its 100 ms, and the second began before the first ended (a sleep that held
+// the worker would run them one after the other). On one worker both start
+// in the same turn of its loop, before it reaps any completion, so no delay
+// of a loaded machine can separate them.
+TEST_CASE("runtime: two concurrent 100 ms sleeps overlap instead of running one after the other",
+          "[runtime][sleep]") {
   ringflow::runtime rt;
+  sleep_span a_span, b_span;
   auto t0 = std::chrono::steady_clock::now();
-  rt.block_on([]() -> task<void> {
-    auto a = ringflow::spawn(ringflow::sleep_for(100ms));
-    auto b = ringflow::spawn(ringflow::sleep_for(100ms));
+  rt.block_on([](sleep_span* a_span, sleep_span* b_span) -> task<void> {
+    auto a = ringflow::spawn(timed_sleep(100ms, a_span));
+    auto b = ringflow::spawn(timed_sleep(100ms, b_span));
     co_await std::move(a);
     co_await std::move(b);
-  }());
-  double ms = elapsed_ms(t0);
-  REQUIRE(ms >= 99);
-  REQUIRE(ms < 190);
+  }(&a_span, &b_span));
+  const double ms = elapsed_ms(t0);
+  INFO("both took " << ms << " ms");
+  REQUIRE(a_span.ended - a_span.began >= 100ms);
+  REQUIRE(b_span.ended - b_span.began >= 100ms);
+  REQUIRE(b_span.began < a_span.ended);
+  REQUIRE(a_span.began < b_span.ended);
 }
 
 TEST_CASE("runtime: timeout returns nullopt and destroys the loser") {
@@ -187,7 +209,7 @@ TEST_CASE("runtime: a task cancelled while queued in yield is withdrawn") {
   }());
 }
 
-TEST_CASE("runtime: destroying a runtime destroys 50 suspended tasks") {
+TEST_CASE("runtime: destroying a runtime destroys 50 suspended tasks", "[runtime][shutdown]") {
   lifetime_probe::reset();
   {
     ringflow::runtime rt({.threads = 2});
@@ -198,7 +220,9 @@ TEST_CASE("runtime: destroying a runtime destroys 50 suspended tasks") {
       for (int i = 0; i < 10; ++i) {
         ringflow::spawn(join_forever_with_probe(ringflow::spawn(ringflow::sleep_for(std::chrono::hours(1))))).detach();
       }
-      co_await ringflow::sleep_for(10ms);
+      // Until every task has started (its probe is alive), however long the
+      // other worker takes to get to them: a fixed pause would race it.
+      while (lifetime_probe::alive.load() < 50) co_await ringflow::yield();
     }());
     REQUIRE(lifetime_probe::alive == 50);
   }
