@@ -50,6 +50,7 @@
 // consumed a newer value sees the older one after it. Nothing is lost.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <optional>
