@@ -60,16 +60,12 @@
 #include <vector>
 
 #include <ringflow/detail/affinity.hpp>
+#include <ringflow/detail/bounded_core.hpp>
+#include <ringflow/detail/config.hpp>
 #include <ringflow/detail/slot_ring.hpp>
 #include <ringflow/detail/waiter_list.hpp>
 #include <ringflow/overflow.hpp>
 #include <ringflow/task.hpp>
-
-// The per-operation steps of send/recv are tiny: inline them into the
-// awaiters so a buffered hand-off costs no calls.
-#define RINGFLOW_HOT [[gnu::always_inline]] inline
-#define RINGFLOW_LAMBDA_HOT __attribute__((always_inline))
-#define RINGFLOW_COLD [[gnu::noinline]]
 
 namespace ringflow {
 
@@ -79,7 +75,11 @@ template <class T> class select_send_state;
 }  // namespace detail
 
 template <class T>
-class channel {
+class channel : detail::bounded_core<channel<T>, T> {
+  using core = detail::bounded_core<channel<T>, T>;
+  friend core;
+  friend class detail::bounded_send_awaiter<channel<T>, T>;
+
  public:
   using value_type = T;
   // Sees every value a policy discards (drop_incoming's rejected value,
@@ -87,7 +87,7 @@ class channel {
   // after the channel's lock is released (Kotlin's onUndeliveredElement).
   using drop_handler = std::function<void(T)>;
 
-  class send_awaiter;
+  using send_awaiter = detail::bounded_send_awaiter<channel, T>;
   class recv_awaiter;
   class recv_many_awaiter;
   class reserve_awaiter;
@@ -172,7 +172,7 @@ class channel {
     guard g(*this);
     if (closed_) return;
     closed_ = true;
-    while (live_front_locked(senders_)) wake_locked(g, senders_.pop_front(), detail::wait_state::closed);
+    this->close_senders_locked(g);
     while (live_front_locked(receivers_)) wake_locked(g, receivers_.pop_front(), detail::wait_state::closed);
   }
 
@@ -204,6 +204,19 @@ class channel {
 
   struct recv_base;
 
+  // The claim engine's steps (detail/bounded_core.hpp).
+  using core::enqueue_locked;
+  using core::fast_push_locked;
+  using core::live_front_locked;
+  using core::notify_receivers_locked;
+  using core::notify_receivers_slow_locked;
+  using core::offer_locked;
+  using core::push_locked;
+  using core::release_space_locked;
+  using core::senders_waiting_locked;
+  using core::wake_locked;
+  using core::withdraw_locked;
+
   static std::size_t check(std::size_t capacity, overflow policy) {
     if (capacity == 0 && policy != overflow::block) {
       throw std::invalid_argument("ringflow::channel: capacity 0 (rendezvous) needs overflow::block");
@@ -231,61 +244,7 @@ class channel {
     return buf_.size() > claimed_;
   }
 
-  // True when list's front node may be woken. A node of a select must first
-  // win that select; a node whose select another case won is dead and is
-  // dropped from the list (its select withdraws the rest when it resumes).
-  RINGFLOW_HOT static bool live_front_locked(detail::waiter_list& list) noexcept {
-    for (;;) {
-      detail::waiter_node* n = list.front();
-      if (!n) return false;
-      if (!n->sel) return true;
-      if (n->sel->try_win(n->sel_index)) {
-        n->sel = nullptr;  // won: from now on an ordinary claimed waiter
-        return true;
-      }
-      list.pop_front();
-      n->state = detail::wait_state::idle;
-    }
-  }
-
-  // True when a sender waits, without committing any select.
-  bool senders_waiting_locked() noexcept {
-    for (;;) {
-      detail::waiter_node* n = senders_.front();
-      if (!n) return false;
-      if (!n->sel || !n->sel->decided()) return true;
-      senders_.pop_front();
-      n->state = detail::wait_state::idle;
-    }
-  }
-
-  // The woken task resumes where it waited, unless the waking worker places
-  // it elsewhere (worker::place_woken: only a direct waiter may move).
-  void wake_locked(detail::affinity_guard& g, detail::waiter_node* n, detail::wait_state s) {
-    n->state = s;
-    detail::worker* w = n->owner;
-    if (n->root) {
-      if (detail::worker* me = detail::tls_worker) {
-        detail::worker* to = me->place_woken(n->root, w);
-        if (to != w) w = n->owner = to;
-      }
-    }
-    g.schedule(w, n->handle);
-  }
-
-  // Applies the policy to an offered value. On `full` the value is untouched.
-  RINGFLOW_HOT send_status offer_locked(detail::affinity_guard& g, T& v, std::optional<T>& discarded) {
-    if (fast_push_locked(g, v)) return send_status::sent;
-    return offer_slow_locked(g, v, discarded);
-  }
-
-  // The common case: room in the buffer and nobody queued ahead.
-  RINGFLOW_HOT bool fast_push_locked(detail::affinity_guard& g, T& v) {
-    if (closed_ || buf_.size() + reserved_ >= buf_.capacity() || !senders_.empty()) return false;
-    push_locked(g, std::move(v));
-    return true;
-  }
-
+  // Rendezvous first (a waiting receiver takes v), else the policy.
   RINGFLOW_COLD send_status offer_slow_locked(detail::affinity_guard& g, T& v, std::optional<T>& discarded) {
     if (closed_) return send_status::closed;
     if (rendezvous()) {
@@ -298,37 +257,23 @@ class channel {
       wake_locked(g, r, detail::wait_state::handed);
       return send_status::sent;
     }
-    if (buf_.size() + reserved_ < buf_.capacity() && (policy_ != overflow::block || !senders_waiting_locked())) {
-      push_locked(g, std::move(v));
-      return send_status::sent;
-    }
-    switch (policy_) {
-      case overflow::block:
-        return send_status::full;
-      case overflow::drop_incoming:
-        ++stats_.dropped;
-        discarded.emplace(std::move(v));
-        return send_status::dropped;
-      case overflow::drop_oldest:
-        ++stats_.dropped;
-        discarded.emplace(buf_.pop_front());
-        buf_.push_back(std::move(v));
-        ++stats_.sent;
-        return send_status::sent;
-      case overflow::sample:
-        ++stats_.dropped;
-        discarded.emplace(std::exchange(buf_.back(), std::move(v)));
-        ++stats_.sent;
-        return send_status::sent;
-    }
-    return send_status::full;
+    return this->policy_offer_locked(g, v, discarded);
   }
 
-  // Precondition: room for v (a free slot, or one reserved for it).
-  RINGFLOW_HOT void push_locked(detail::affinity_guard& g, T&& v) {
-    if (!receivers_.empty()) return push_to_receivers_locked(g, std::move(v));
-    buffer_locked(std::move(v));
+  // ---- what bounded_core asks of its queue ------------------------------------
+
+  static constexpr bool direct_senders = true;
+  std::size_t ready_count() const noexcept { return buf_.size(); }
+  std::size_t space_limit() const noexcept { return buf_.capacity(); }
+  T evict_oldest_locked(T&& v) {
+    T oldest = buf_.pop_front();
+    buf_.push_back(std::move(v));
+    return oldest;
   }
+  T replace_newest_locked(T&& v) { return std::exchange(buf_.back(), std::move(v)); }
+  static void on_claimed(detail::waiter_node*) noexcept {}
+  void report_overflow(std::optional<T>& discarded) { report_drop(discarded); }
+
   RINGFLOW_HOT void buffer_locked(T&& v) {
     buf_.push_back(std::move(v));
     ++stats_.sent;
@@ -351,41 +296,7 @@ class channel {
       return;
     }
     buffer_locked(std::move(v));
-    notify_receiver_slow_locked(g);
-  }
-
-  // Values nobody has claimed are ready: give the first waiting receivers a claim each.
-  RINGFLOW_HOT void notify_receiver_locked(detail::affinity_guard& g) {
-    if (!receivers_.empty()) notify_receiver_slow_locked(g);
-  }
-  RINGFLOW_COLD void notify_receiver_slow_locked(detail::affinity_guard& g) {
-    while (buf_.size() > claimed_ && live_front_locked(receivers_)) {
-      ++claimed_;
-      wake_locked(g, receivers_.pop_front(), detail::wait_state::notified);
-    }
-  }
-
-  // Slots are free: the first waiting senders get one each. A direct sender's
-  // value moves into its slot at once (it resumes with `sent` and the next
-  // receive finds the value without waiting for it: one park per side for
-  // two values at capacity 1); any other sender gets the slot reserved.
-  RINGFLOW_HOT void release_space_locked(detail::affinity_guard& g) {
-    if (!senders_.empty()) release_space_slow_locked(g);
-  }
-  RINGFLOW_COLD void release_space_slow_locked(detail::affinity_guard& g) {
-    bool moved = false;
-    while (buf_.size() + reserved_ < buf_.capacity() && live_front_locked(senders_)) {
-      detail::waiter_node* n = senders_.pop_front();
-      if (n->direct()) {
-        buffer_locked(std::move(static_cast<send_awaiter*>(n)->value_));
-        moved = true;
-        wake_locked(g, n, detail::wait_state::handed);
-      } else {
-        ++reserved_;
-        wake_locked(g, n, detail::wait_state::notified);
-      }
-    }
-    if (moved) notify_receiver_locked(g);
+    notify_receivers_slow_locked(g);
   }
 
   // Precondition: a value is available to the caller (unclaimed, or its claim).
@@ -429,35 +340,6 @@ class channel {
     }
     --stats_.received;
     returned_.push_front(std::move(v));
-  }
-
-  // Writes every field of n (the per-operation awaiters leave them unset
-  // until now, see waiter_node::lazy_t). sel: the select n is a case of.
-  void enqueue_locked(detail::waiter_node* n, detail::waiter_list& list, std::coroutine_handle<> h,
-                      detail::root_link* root = nullptr, detail::select_core* sel = nullptr,
-                      unsigned sel_index = 0) {
-    if (!detail::tls_worker) throw std::logic_error("ringflow::channel: awaited outside a runtime");
-    n->handle = h;
-    n->owner = detail::tls_worker;
-    n->state = detail::wait_state::waiting;
-    n->registered = true;
-    n->root = root;
-    n->sel = sel;
-    n->sel_index = sel_index;
-    list.push_back(n);
-  }
-
-  // Withdraws a node whose frame is being destroyed. Returns its last state.
-  detail::wait_state withdraw_locked(detail::waiter_node* n, detail::waiter_list& list) {
-    detail::wait_state s = n->state;
-    if (s == detail::wait_state::waiting) {
-      list.remove(n);
-    } else if (s != detail::wait_state::idle) {
-      n->owner->unschedule(n->handle);  // its resume is queued: cancel it
-    }
-    n->state = detail::wait_state::idle;
-    n->registered = false;
-    return s;
   }
 
   // ---- receivers ----------------------------------------------------------------
@@ -532,7 +414,7 @@ class channel {
       detail::wait_state s = ch.withdraw_locked(this, ch.receivers_);
       if (s == detail::wait_state::notified) {
         --ch.claimed_;
-        ch.notify_receiver_locked(g);  // the claim passes to the next receiver
+        ch.notify_receivers_locked(g);  // the claim passes to the next receiver
       }
     }
   };
@@ -590,80 +472,6 @@ class channel {
     }
     std::size_t max_;
     std::vector<T> out_;
-  };
-
-  // ---- senders ------------------------------------------------------------------
-
-  class [[nodiscard]] send_awaiter : detail::waiter_node {
-   public:
-    // Only the common case here (room, nobody queued ahead); everything else
-    // (a full buffer, a policy, closed, rendezvous) is decided once, in
-    // await_suspend, under the same lock as the enqueue.
-    RINGFLOW_HOT bool await_ready() {
-      guard g(ch_);
-      if (!ch_.fast_push_locked(g, value_)) return false;
-      result_ = send_status::sent;
-      return true;
-    }
-    template <class P>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
-      std::optional<T> discarded;
-      {
-        guard g(ch_);
-        // await_ready's fast push just failed: unless another thread got in
-        // since (shared channel), go straight to the policy decision.
-        result_ = g.locked() ? ch_.offer_locked(g, value_, discarded) : ch_.offer_slow_locked(g, value_, discarded);
-        if (result_ == send_status::full) {
-          ch_.enqueue_locked(this, ch_.senders_, h, detail::root_of(h));
-          ++ch_.stats_.blocked_sends;
-          return detail::tls_worker->next_ready_for_transfer();
-        }
-      }
-      ch_.report_drop(discarded);
-      return h;
-    }
-    RINGFLOW_HOT send_status await_resume() {
-      if (!registered) return result_;  // completed in await_ready
-      return resume_slow();
-    }
-    RINGFLOW_HOT ~send_awaiter() {
-      if (registered) withdraw();
-    }
-    RINGFLOW_COLD void withdraw() {
-      if (!registered) return;
-      guard g(ch_);
-      if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) --ch_.reserved_;
-      // The slot reserved for it passes to the next sender; so does free
-      // space that a sender queued behind a dead select case waits for.
-      ch_.release_space_locked(g);
-    }
-
-   private:
-    RINGFLOW_COLD send_status resume_slow() {
-      registered = false;
-      switch (std::exchange(state, detail::wait_state::idle)) {
-        case detail::wait_state::notified: {
-          guard g(ch_);
-          --ch_.reserved_;
-          if (ch_.closed_) return result_ = send_status::closed;
-          ch_.push_locked(g, std::move(value_));
-          return result_ = send_status::sent;
-        }
-        case detail::wait_state::closed:
-          return result_ = send_status::closed;
-        case detail::wait_state::handed:
-          return result_ = send_status::sent;
-        default:
-          return result_;
-      }
-    }
-    friend class channel;
-    template <class> friend class detail::select_send_state;
-    send_awaiter(channel& c, T&& v) : detail::waiter_node(lazy_t{}), ch_(c), value_(std::move(v)) {}
-    send_awaiter(const send_awaiter&) = delete;
-    channel& ch_;
-    T value_;
-    send_status result_ = send_status::full;
   };
 
   // A reserved slot; send() fills it without suspending. Dropping an unused

@@ -103,6 +103,7 @@
 #include <utility>
 
 #include <ringflow/detail/affinity.hpp>
+#include <ringflow/detail/bounded_core.hpp>
 #include <ringflow/detail/waiter_list.hpp>
 #include <ringflow/detail/work_queue_ring.hpp>
 #include <ringflow/overflow.hpp>
@@ -133,7 +134,10 @@ struct work_queue_stats {
 };
 
 template <class T>
-class work_queue {
+class work_queue : detail::bounded_core<work_queue<T>, T> {
+  using core = detail::bounded_core<work_queue<T>, T>;
+  friend core;
+  friend class detail::bounded_send_awaiter<work_queue<T>, T>;
   static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T>,
                 "ringflow::work_queue<T>: T must be nothrow move-constructible and move-assignable");
 
@@ -145,7 +149,7 @@ class work_queue {
 
   class delivery;
   class consumer;
-  class send_awaiter;
+  using send_awaiter = detail::bounded_send_awaiter<work_queue, T>;
   class recv_awaiter;
 
  private:
@@ -211,7 +215,7 @@ class work_queue {
     guard g(*this);
     if (closed_) return;
     closed_ = true;
-    while (!senders_.empty()) wake_locked(g, senders_.pop_front(), detail::wait_state::closed);
+    this->close_senders_locked(g);
     check_finished_locked(g);
   }
 
@@ -381,6 +385,13 @@ class work_queue {
     explicit guard(const work_queue& q) : detail::affinity_guard(q.affinity_, q.lock_) {}
   };
 
+  // The claim engine's steps (detail/bounded_core.hpp).
+  using core::enqueue_locked;
+  using core::notify_receivers_locked;
+  using core::offer_locked;
+  using core::release_space_locked;
+  using core::wake_locked;
+
   // A suspended receiver; lives in its recv_awaiter.
   struct recv_node : detail::waiter_node {
     explicit recv_node(detail::wq_consumer_state* s) noexcept : c(s) {}
@@ -400,21 +411,14 @@ class work_queue {
     bool await_suspend(std::coroutine_handle<> h) {
       guard g(q_);
       if (try_complete(g)) return false;
-      if (!detail::tls_worker) throw std::logic_error("ringflow::work_queue: recv awaited outside a runtime");
       auto* c = this->c;
-      this->handle = h;
-      this->owner = detail::tls_worker;
-      this->state = detail::wait_state::waiting;
-      this->registered = true;
+      this->parked = !(c->parked.empty() && c->has_slot());
+      q_.enqueue_locked(this, this->parked ? c->parked : q_.receivers_, h);
       ++c->attached;
-      if (c->parked.empty() && c->has_slot()) {
-        this->parked = false;
-        q_.receivers_.push_back(this);
-        ++c->listed;
-      } else {
-        this->parked = true;
-        c->parked.push_back(this);
+      if (this->parked) {
         ++q_.stats_.prefetch_waits;
+      } else {
+        ++c->listed;
       }
       return true;
     }
@@ -488,76 +492,6 @@ class work_queue {
     std::optional<delivery> result_;
   };
 
-  class [[nodiscard]] send_awaiter : detail::waiter_node {
-   public:
-    bool await_ready() {
-      std::optional<T> discarded;
-      {
-        guard g(q_);
-        result_ = q_.offer_locked(g, value_, discarded);
-      }
-      q_.report_drop(discarded, drop_reason::overflow);
-      return result_ != send_status::full;
-    }
-    bool await_suspend(std::coroutine_handle<> h) {
-      guard g(q_);
-      std::optional<T> none;
-      result_ = q_.offer_locked(g, value_, none);  // block policy: nothing is discarded
-      if (result_ != send_status::full) return false;
-      if (!detail::tls_worker) throw std::logic_error("ringflow::work_queue: send awaited outside a runtime");
-      this->handle = h;
-      this->owner = detail::tls_worker;
-      this->state = detail::wait_state::waiting;
-      this->registered = true;
-      q_.senders_.push_back(this);
-      ++q_.stats_.blocked_sends;
-      return true;
-    }
-    send_status await_resume() {
-      if (!this->registered) return result_;
-      this->registered = false;
-      guard g(q_);
-      switch (std::exchange(this->state, detail::wait_state::idle)) {
-        case detail::wait_state::notified:
-          --q_.reserved_;
-          if (q_.closed_) return result_ = send_status::closed;
-          q_.push_locked(g, std::move(value_));
-          return result_ = send_status::sent;
-        case detail::wait_state::closed:
-          return result_ = send_status::closed;
-        default:
-          return result_;
-      }
-    }
-    ~send_awaiter() {
-      if (!this->registered) return;
-      guard g(q_);
-      switch (this->state) {
-        case detail::wait_state::waiting:
-          q_.senders_.remove(this);
-          break;
-        case detail::wait_state::notified:
-          this->owner->unschedule(this->handle);
-          --q_.reserved_;
-          q_.release_space_locked(g);  // the place passes to the next sender
-          break;
-        default:
-          this->owner->unschedule(this->handle);
-          break;
-      }
-      this->state = detail::wait_state::idle;
-      this->registered = false;
-    }
-
-   private:
-    friend class work_queue;
-    send_awaiter(work_queue& q, T&& v) : q_(q), value_(std::move(v)) {}
-    send_awaiter(const send_awaiter&) = delete;
-    work_queue& q_;
-    T value_;
-    send_status result_ = send_status::full;
-  };
-
  private:
   using entry = detail::wq_entry<T>;
   using cstate = detail::wq_consumer_state;
@@ -575,78 +509,7 @@ class work_queue {
     if (discarded && on_drop_) on_drop_(std::move(*discarded), why);
   }
 
-  void wake_locked(guard& g, detail::waiter_node* n, detail::wait_state s) {
-    n->state = s;
-    g.schedule(n->owner, n->handle);
-  }
-
   // ---- state transitions; the guard is held ---------------------------------
-
-  // Applies the policy to an offered value. On `full` the value is untouched.
-  send_status offer_locked(guard& g, T& v, std::optional<T>& discarded) {
-    if (closed_) return send_status::closed;
-    if (ring_.size() + reserved_ < max_ && (policy_ != overflow::block || senders_.empty())) {
-      push_locked(g, std::move(v));
-      return send_status::sent;
-    }
-    switch (policy_) {
-      case overflow::block:
-        return send_status::full;
-      case overflow::drop_incoming:
-        ++stats_.dropped;
-        discarded.emplace(std::move(v));
-        return send_status::dropped;
-      case overflow::drop_oldest: {
-        // The ready count stays the same, so the claims of woken receivers
-        // still hold: each takes whatever is at the head when it runs.
-        ++stats_.dropped;
-        discarded.emplace(ring_.pop_front().value);
-        ring_.push_back(entry{std::move(v), next_id_++, false});
-        ++stats_.sent;
-        return send_status::sent;
-      }
-      case overflow::sample: {
-        // The newest ready value has the largest id, so the ring stays sorted.
-        ++stats_.dropped;
-        entry& b = ring_.back();
-        discarded.emplace(std::exchange(b.value, std::move(v)));
-        b.id = next_id_++;
-        b.redelivered = false;
-        ++stats_.sent;
-        return send_status::sent;
-      }
-    }
-    return send_status::full;
-  }
-
-  void push_locked(guard& g, T&& v) {
-    // Room for every value that may come back too, so requeueing (in
-    // destructors) never allocates.
-    ring_.reserve(ring_.size() + unacked_ + 1);
-    ring_.push_back(entry{std::move(v), next_id_++, false});
-    ++stats_.sent;
-    if (ring_.size() > stats_.high_water) stats_.high_water = ring_.size();
-    notify_receivers_locked(g);
-  }
-
-  // Unpromised values are ready: promise them to the first waiting receivers.
-  void notify_receivers_locked(guard& g) {
-    while (!receivers_.empty() && ring_.size() > claimed_) {
-      auto* n = static_cast<recv_node*>(receivers_.pop_front());
-      ++claimed_;
-      --n->c->listed;
-      ++n->c->claimed;
-      wake_locked(g, n, detail::wait_state::notified);
-    }
-  }
-
-  // Places are free: reserve one for each of the first waiting senders.
-  void release_space_locked(guard& g) {
-    while (!senders_.empty() && ring_.size() + reserved_ < max_) {
-      ++reserved_;
-      wake_locked(g, senders_.pop_front(), detail::wait_state::notified);
-    }
-  }
 
   // c (connected) may have a free prefetch slot: its parked receivers join
   // the line, then values are promised.
@@ -659,6 +522,45 @@ class work_queue {
     }
     notify_receivers_locked(g);
   }
+
+  // ---- what bounded_core asks of its queue -----------------------------------
+
+  // A freed place is only reserved, never filled by the waker: buffering
+  // may allocate (the ring grows), which a waker in a destructor must not.
+  static constexpr bool direct_senders = false;
+  std::size_t ready_count() const noexcept { return ring_.size(); }
+  std::size_t space_limit() const noexcept { return max_; }
+  void buffer_locked(T&& v) {
+    // Room for every value that may come back too, so requeueing (in
+    // destructors) never allocates.
+    ring_.reserve(ring_.size() + unacked_ + 1);
+    ring_.push_back(entry{std::move(v), next_id_++, false});
+    ++stats_.sent;
+    if (ring_.size() > stats_.high_water) stats_.high_water = ring_.size();
+  }
+  void push_to_receivers_locked(detail::affinity_guard& g, T&& v) {
+    buffer_locked(std::move(v));
+    notify_receivers_locked(g);
+  }
+  T evict_oldest_locked(T&& v) {
+    T oldest = std::move(ring_.pop_front().value);
+    ring_.push_back(entry{std::move(v), next_id_++, false});
+    return oldest;
+  }
+  // The newest ready value has the largest id, so the ring stays sorted.
+  T replace_newest_locked(T&& v) {
+    entry& b = ring_.back();
+    T old = std::exchange(b.value, std::move(v));
+    b.id = next_id_++;
+    b.redelivered = false;
+    return old;
+  }
+  static void on_claimed(detail::waiter_node* n) noexcept {
+    auto* r = static_cast<recv_node*>(n);
+    --r->c->listed;
+    ++r->c->claimed;
+  }
+  void report_overflow(std::optional<T>& discarded) { report_drop(discarded, drop_reason::overflow); }
 
   // Precondition: the caller may take the head (an unpromised value, or its claim).
   delivery take_locked(guard& g, cstate* c) {
@@ -726,7 +628,7 @@ class work_queue {
           ++stats_.nacked;
           [[fallthrough]];
         case settle_kind::requeue:
-          // Never allocates: push_locked kept room for every unacked value.
+          // Never allocates: buffer_locked kept room for every unacked value.
           ++stats_.requeued;
           d.e_.redelivered = true;
           ring_.insert_sorted(std::move(d.e_));

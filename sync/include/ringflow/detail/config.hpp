@@ -1,0 +1,10 @@
+// Code-placement hints for the per-operation paths of the bounded queues.
+// The steps of a send or a receive are tiny: inlined into the awaiters, a
+// buffered hand-off costs no calls; the rare paths (a full buffer, a
+// policy, close, rendezvous) stay out of line so the common one stays small.
+// Names under RINGFLOW_ are reserved for this header.
+#pragma once
+
+#define RINGFLOW_HOT [[gnu::always_inline]] inline
+#define RINGFLOW_LAMBDA_HOT __attribute__((always_inline))
+#define RINGFLOW_COLD [[gnu::noinline]]
