@@ -262,7 +262,7 @@ class channel : detail::bounded_core<channel<T>, T> {
 
   // ---- what bounded_core asks of its queue ------------------------------------
 
-  static constexpr bool direct_senders = true;
+  static constexpr bool waker_completes_senders = true;
   std::size_t ready_count() const noexcept { return buf_.size(); }
   std::size_t space_limit() const noexcept { return buf_.capacity(); }
   T evict_oldest_locked(T&& v) {
@@ -279,12 +279,12 @@ class channel : detail::bounded_core<channel<T>, T> {
     ++stats_.sent;
     if (buf_.size() > stats_.high_water) stats_.high_water = buf_.size();
   }
-  // Receivers wait, so every buffered value is claimed. A direct receiver
-  // (see waiter_node::direct()) is handed v outright, as Go hands a value to a
+  // Receivers wait, so every buffered value is claimed. An uncancellable receiver
+  // (waiter_node::waker_completes()) is handed v outright, as Go hands a value to a
   // parked receiver: it resumes without touching the channel again. Any
   // other gets a claim on v in the buffer.
   RINGFLOW_COLD void push_to_receivers_locked(detail::affinity_guard& g, T&& v) {
-    if (buf_.empty() && live_front_locked(receivers_) && receivers_.front()->direct()) {
+    if (buf_.empty() && live_front_locked(receivers_) && receivers_.front()->waker_completes()) {
       auto* r = static_cast<recv_base*>(receivers_.pop_front());
       r->slot.emplace(std::move(v));
       ++stats_.sent;
@@ -366,19 +366,19 @@ class channel : detail::bounded_core<channel<T>, T> {
     }
     // Returns h to go on at once, else the task to transfer to.
     template <class Sink>
-    std::coroutine_handle<> suspend_with(std::coroutine_handle<> h, Sink&& sink, detail::root_link* root = nullptr) {
+    std::coroutine_handle<> suspend_with(std::coroutine_handle<> h, Sink&& sink, detail::root_link* uncancellable_task = nullptr) {
       guard g(ch);
       // await_ready just found nothing; only another thread could have
       // changed that since, and only when the channel is shared.
       if (g.locked() && try_complete(g, sink)) return h;
-      ch.enqueue_locked(this, ch.receivers_, h, root);
+      ch.enqueue_locked(this, ch.receivers_, h, uncancellable_task);
       return detail::tls_worker->next_ready_for_transfer();
     }
     // Resumed by a notification: the claimed value is ours.
     template <class Sink>
     RINGFLOW_HOT void on_resume(Sink&& sink) {
       if (!registered) return;  // completed without suspending
-      if (this->direct() && state == detail::wait_state::handed) {  // the value is in slot already
+      if (this->waker_completes() && state == detail::wait_state::handed) {  // the value is in slot already
         registered = false;
         state = detail::wait_state::idle;
         return;
@@ -408,9 +408,9 @@ class channel : detail::bounded_core<channel<T>, T> {
     RINGFLOW_COLD void withdraw() {
       if (!registered) return;
       guard g(ch);
-      // A direct receiver's handed value goes with its frame (only shutdown
+      // An uncancellable receiver's handed value goes with its frame (only shutdown
       // destroys such a frame while its resumption is queued).
-      if (state == detail::wait_state::handed && !this->direct()) ch.cancel_handed_locked(g, this);
+      if (state == detail::wait_state::handed && !this->waker_completes()) ch.cancel_handed_locked(g, this);
       detail::wait_state s = ch.withdraw_locked(this, ch.receivers_);
       if (s == detail::wait_state::notified) {
         --ch.claimed_;
@@ -425,8 +425,8 @@ class channel : detail::bounded_core<channel<T>, T> {
     RINGFLOW_HOT bool await_ready() { return this->ready_with(sink()); }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
-      // Rendezvous hand-offs keep their own bookkeeping (handed_): never direct.
-      return this->suspend_with(h, sink(), this->ch.rendezvous() ? nullptr : detail::root_of(h));
+      // Rendezvous hand-offs keep their own bookkeeping (handed_): never completed by the waker.
+      return this->suspend_with(h, sink(), this->ch.rendezvous() ? nullptr : detail::uncancellable_task_of(h));
     }
     RINGFLOW_HOT std::optional<T> await_resume() {
       this->on_resume(sink());

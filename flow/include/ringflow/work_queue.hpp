@@ -527,7 +527,7 @@ class work_queue : detail::bounded_core<work_queue<T>, T> {
 
   // A freed place is only reserved, never filled by the waker: buffering
   // may allocate (the ring grows), which a waker in a destructor must not.
-  static constexpr bool direct_senders = false;
+  static constexpr bool waker_completes_senders = false;
   std::size_t ready_count() const noexcept { return ring_.size(); }
   std::size_t space_limit() const noexcept { return max_; }
   void buffer_locked(T&& v) {

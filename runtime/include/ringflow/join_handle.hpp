@@ -136,8 +136,8 @@ struct root_coro {
   struct promise_type {
     root_link link;
     // Only shutdown destroys a spawned task's frame while it is suspended:
-    // the tasks it awaits inherit this (task_promise_base::root).
-    root_link* root = &link;
+    // the tasks it awaits inherit this (task_promise_base::uncancellable_task).
+    root_link* uncancellable_task = &link;
     root_coro get_return_object() noexcept {
       link.frame = std::coroutine_handle<promise_type>::from_promise(*this);
       return root_coro{&link};

@@ -35,16 +35,12 @@ struct task_promise_base {
   std::coroutine_handle<> continuation = std::noop_coroutine();
   std::exception_ptr error;
   // The spawned task this frame runs under, when nothing but shutdown can
-  // destroy this frame while it is suspended with a resumption already
-  // queued: set for a task awaited by a spawned task's root, and for what
-  // that awaits in turn. Null ("cancellable") for timeout's child, a
-  // stream's owned producer, a task started by hand, and every task they
-  // await. A channel completes the wait of a frame with a root ahead of its
-  // resumption (it moves the value across at once), and may move the whole
-  // task to the waking worker (see worker::place_woken); a cancellable
-  // frame's wait completes only when the frame runs, where it suspended, so
-  // cancelling it takes nothing and loses nothing.
-  root_link* root = nullptr;
+  // destroy this frame while it is suspended (its waits cannot be
+  // cancelled); null for a cancellable frame (timeout's child, a stream's
+  // producer, a task started by hand, and whatever they await). A waker may
+  // complete an uncancellable wait itself and move its task to the waking
+  // worker: docs/design/uncancellable_waits.md.
+  root_link* uncancellable_task = nullptr;
 
   // A chain of nested co_awaits, for destroying it leaf first in constant
   // stack (destroy_task_frame): while this frame is suspended in co_await on
@@ -94,16 +90,16 @@ struct task_promise<void> : task_promise_base {
   void take() { rethrow_if_error(); }
 };
 
-// The spawned task h runs under (see task_promise_base::root), or null when
-// h's frame may be destroyed while suspended with a resumption already
-// queued. Coroutine types that do not say (no `root` member in their
-// promise) are assumed to be cancellable.
+// The spawned task h runs under if h's waits cannot be cancelled (see
+// task_promise_base::uncancellable_task), else null. Coroutine types that do
+// not say (no `uncancellable_task` member in their promise) are assumed to
+// be cancellable.
 template <class P>
-root_link* root_of(std::coroutine_handle<P> h) noexcept {
+root_link* uncancellable_task_of(std::coroutine_handle<P> h) noexcept {
   if constexpr (std::is_void_v<P>) {
     return nullptr;  // a type-erased handle: nothing to ask
-  } else if constexpr (requires(P& p) { static_cast<root_link*>(p.root); }) {
-    return h.promise().root;
+  } else if constexpr (requires(P& p) { static_cast<root_link*>(p.uncancellable_task); }) {
+    return h.promise().uncancellable_task;
   } else {
     return nullptr;
   }
@@ -162,7 +158,7 @@ class [[nodiscard]] task : private detail::task_owner {
 
   // What co_await on a task gives (a named member because a local class
   // cannot have the member template await_suspend needs). The awaited task
-  // inherits `root` from the awaiting frame.
+  // inherits `uncancellable_task` from the awaiting frame.
   struct awaiter {
     std::coroutine_handle<promise_type> h;
     detail::task_owner* owner;
@@ -171,7 +167,7 @@ class [[nodiscard]] task : private detail::task_owner {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> cont) noexcept {
       promise_type& child = h.promise();
       child.continuation = cont;
-      child.root = detail::root_of(cont);
+      child.uncancellable_task = detail::uncancellable_task_of(cont);
       if constexpr (std::is_base_of_v<detail::task_promise_base, P>) {
         child.parent = &cont.promise();
         cont.promise().child = &child;

@@ -61,7 +61,7 @@ struct race_awaiter {
     auto ch = child.release();
     child = task<T>{ch};
     ch.promise().continuation = h;  // the child transfers straight back to us
-    ch.promise().root = nullptr;  // cancellable: on_timer may destroy it
+    ch.promise().uncancellable_task = nullptr;  // cancellable: on_timer may destroy it
     return ch;
   }
   // optional<T>, or bool for task<void>.

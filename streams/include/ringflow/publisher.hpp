@@ -58,7 +58,7 @@ inline constexpr std::uint64_t max_demand = (std::uint64_t{1} << 63) - 1;
 inline void start_owned(task<void>& t) {
   if (!tls_worker) throw std::logic_error("ringflow: a stream was started outside a runtime");
   auto h = t.release();
-  h.promise().root = nullptr;  // cancellable: destroying t cancels it
+  h.promise().uncancellable_task = nullptr;  // cancellable: destroying t cancels it
   t = task<void>{h};
   tls_worker->schedule_local(h);
 }

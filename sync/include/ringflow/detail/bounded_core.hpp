@@ -8,9 +8,9 @@
 //
 // A woken waiter is handed a claim nobody can take from it, so latecomers
 // cannot barge ahead (FIFO), and a cancelled waiter never takes or loses
-// anything. A direct waiter (see waiter_node::direct()) may instead be
-// completed by the waker itself, as Go does: a freed place takes a waiting
-// sender's value at once.
+// anything. A wait that cannot be cancelled (waiter_node::waker_completes(),
+// docs/design/uncancellable_waits.md) is completed by the waker itself, as
+// Go does: a freed place takes the waiting sender's value at once.
 //
 // The queue owns its buffer, its lock and its counters, and derives from
 // bounded_core<Queue, T> (CRTP; the engine has no state of its own, so the
@@ -26,8 +26,9 @@
 //   T evict_oldest_locked(T&&)            drop_oldest: take the head out, store v
 //   T replace_newest_locked(T&&)          sample: overwrite the newest value
 //   void on_claimed(waiter_node*)         a receiver was just promised a value
-//   static constexpr bool direct_senders  may a freed place take a direct
-//                                         sender's value at once
+//   static constexpr bool waker_completes_senders
+//                                         may a freed place take an
+//                                         uncancellable sender's value at once
 // A queue may shadow offer_slow_locked (channel does, for rendezvous).
 #pragma once
 
@@ -63,14 +64,14 @@ class bounded_core {
 
   // Writes every field of n (the per-operation awaiters leave them unset
   // until now, see waiter_node::lazy_t). sel: the select n is a case of.
-  static void enqueue_locked(waiter_node* n, waiter_list& list, std::coroutine_handle<> h, root_link* root = nullptr,
+  static void enqueue_locked(waiter_node* n, waiter_list& list, std::coroutine_handle<> h, root_link* uncancellable_task = nullptr,
                              select_core* sel = nullptr, unsigned sel_index = 0) {
     if (!tls_worker) throw std::logic_error("ringflow: a bounded queue was awaited outside a runtime");
     n->handle = h;
     n->owner = tls_worker;
     n->state = wait_state::waiting;
     n->registered = true;
-    n->root = root;
+    n->uncancellable_task = uncancellable_task;
     n->sel = sel;
     n->sel_index = sel_index;
     list.push_back(n);
@@ -92,13 +93,13 @@ class bounded_core {
   }
 
   // The woken task resumes where it waited, unless the waking worker places
-  // it elsewhere (worker::place_woken: only a direct waiter may move).
+  // it elsewhere (worker::place_woken: only an uncancellable waiter may move).
   static void wake_locked(affinity_guard& g, waiter_node* n, wait_state s) {
     n->state = s;
     worker* w = n->owner;
-    if (n->root) {
+    if (n->uncancellable_task) {
       if (worker* me = tls_worker) {
-        worker* to = me->place_woken(n->root, w);
+        worker* to = me->place_woken(n->uncancellable_task, w);
         if (to != w) w = n->owner = to;
       }
     }
@@ -194,7 +195,7 @@ class bounded_core {
     q.buffer_locked(std::move(v));
   }
 
-  // Places are free: the first waiting senders get one each. A direct
+  // Places are free: the first waiting senders get one each. An uncancellable
   // sender's value moves into its place at once (when the queue allows it:
   // it resumes with `sent`, and the next receive finds the value without
   // waiting for it); any other sender gets the place reserved.
@@ -206,7 +207,7 @@ class bounded_core {
     bool moved = false;
     while (room_locked() && live_front_locked(q.senders_)) {
       waiter_node* n = q.senders_.pop_front();
-      if (Q::direct_senders && n->direct()) {
+      if (Q::waker_completes_senders && n->waker_completes()) {
         q.buffer_locked(std::move(static_cast<send_node*>(n)->value_));
         moved = true;
         wake_locked(g, n, wait_state::handed);
@@ -271,7 +272,7 @@ class [[nodiscard]] bounded_send_awaiter : waiter_node {
       // since (shared queue), go straight to the policy decision.
       result_ = g.locked() ? q_.offer_locked(g, value_, discarded) : q_.offer_slow_locked(g, value_, discarded);
       if (result_ == send_status::full) {
-        q_.enqueue_locked(this, q_.senders_, h, Q::direct_senders ? root_of(h) : nullptr);
+        q_.enqueue_locked(this, q_.senders_, h, Q::waker_completes_senders ? uncancellable_task_of(h) : nullptr);
         ++q_.stats_.blocked_sends;
         return tls_worker->next_ready_for_transfer();
       }
@@ -317,7 +318,7 @@ class [[nodiscard]] bounded_send_awaiter : waiter_node {
       }
       case wait_state::closed:
         return result_ = send_status::closed;
-      case wait_state::handed:  // a direct send: the waker moved the value
+      case wait_state::handed:  // the waker completed the send: it moved the value
         return result_ = send_status::sent;
       default:
         return result_;

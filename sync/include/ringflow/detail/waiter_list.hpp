@@ -32,7 +32,7 @@ struct select_core {
 struct waiter_node {
   waiter_node() noexcept
       : prev(nullptr), next(nullptr), owner(nullptr), state(wait_state::idle), registered(false), sel_index(0),
-        root(nullptr), sel(nullptr) {}
+        uncancellable_task(nullptr), sel(nullptr) {}
   // For the awaiters made on every send and recv: only `registered` is set
   // now; the rest is written when the node is queued (channel::enqueue_locked). An operation that completes at once then
   // stores two fields, not nine: less work, and fewer chances for a store to
@@ -40,12 +40,11 @@ struct waiter_node {
   struct lazy_t {};
   explicit waiter_node(lazy_t) noexcept : registered(false) {}
 
-  // A plain send or recv whose frame is never cancelled while a resumption
-  // is queued (it has a root, task_promise_base::root): the waker may
-  // complete it outright, moving the value between the buffer and the
-  // awaiter, instead of handing it a claim to settle when it runs; and it
-  // may move the task to its own worker (worker::place_woken).
-  bool direct() const noexcept { return root != nullptr; }
+  // True when this wait cannot be cancelled, so its waker completes it
+  // outright (moves the value between the buffer and the awaiter) instead of
+  // handing it a claim to settle when it runs, and may move its task to the
+  // waking worker (worker::place_woken). docs/design/uncancellable_waits.md.
+  bool waker_completes() const noexcept { return uncancellable_task != nullptr; }
 
   waiter_node* prev;
   waiter_node* next;
@@ -57,7 +56,7 @@ struct waiter_node {
   // `state`, which another worker may be writing at that moment.
   bool registered;
   unsigned sel_index;
-  root_link* root;  // see direct()
+  root_link* uncancellable_task;  // see waker_completes()
   // Set for the cases of a select(); null for ordinary waiters.
   select_core* sel;
 };
