@@ -57,19 +57,19 @@ print("b_sanitize=" + str(opts.get("b_sanitize", "none")))
 print("cpp_args=" + joined(opts.get("cpp_args", [])))
 print("cpp_link_args=" + joined(opts.get("cpp_link_args", [])))
 cxx = ""
+# libringflow is linked whole from the layers' objects and has no sources of
+# its own: take the compiler any C++ source of the build was compiled with.
 for t in json.load(open(sys.argv[2])):
-    if t["name"] == "ringflow":
-        for s in t.get("target_sources", []):
-            if s.get("language") == "cpp" and s.get("compiler"):
-                cxx = " ".join(shlex.quote(x) for x in s["compiler"])
-                break
+    for s in t.get("target_sources", []):
+        if not cxx and s.get("language") == "cpp" and s.get("compiler"):
+            cxx = " ".join(shlex.quote(x) for x in s["compiler"])
 print("cxx=" + cxx)
 PY
 )
 get() { sed -n "s/^$1=//p" <<<"$config"; }
 sanitize=$(get b_sanitize)
 cxx=$(get cxx)
-[[ -n $cxx ]] || cxx=${CXX:-c++}
+[[ -n $cxx ]] || fail "cannot tell which C++ compiler built $build (meson introspect --targets lists none)"
 
 extra_cflags=()
 extra_ldflags=()
