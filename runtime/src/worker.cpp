@@ -158,13 +158,13 @@ void worker::adopt_root(root_link* r) noexcept {
   roots_.prev->next = r;
   roots_.prev = r;
   r->linked = true;
-  r->home = this;
+  r->home.store(this, std::memory_order_relaxed);
   if (shared_) roots_lock_.unlock();
 }
 
 void worker::drop_root(root_link* r) noexcept {
   if (!r->linked) return;
-  worker& home = *r->home;
+  worker& home = *r->home.load(std::memory_order_relaxed);
   if (home.shared_) home.roots_lock_.lock();
   r->prev->next = r->next;
   r->next->prev = r->prev;
@@ -203,9 +203,31 @@ bool worker::push_root(root_link* r, bool& wake) {
   return true;
 }
 
-void worker::move_root(root_link* r, worker& to) noexcept {
-  drop_root(r);
+bool worker::pin_if_home(root_link* r) noexcept {
+  if (shared_) roots_lock_.lock();
+  const bool here = r->linked && r->home.load(std::memory_order_relaxed) == this;
+  if (here) r->pinned.store(true, std::memory_order_relaxed);
+  if (shared_) roots_lock_.unlock();
+  return here;
+}
+
+// Only between workers of one runtime (so both lists are locked). The new
+// home is set before the old list's lock goes: a canceller that holds the
+// lock of the worker `home` names can trust it (pin_if_home).
+bool worker::move_root(root_link* r, worker& to) noexcept {
+  worker& from = *r->home.load(std::memory_order_relaxed);
+  from.roots_lock_.lock();
+  if (!r->linked || r->pinned.load(std::memory_order_relaxed)) {
+    from.roots_lock_.unlock();
+    return false;
+  }
+  r->prev->next = r->next;
+  r->next->prev = r->prev;
+  r->linked = false;
+  r->home.store(&to, std::memory_order_relaxed);
+  from.roots_lock_.unlock();
   to.adopt_root(r);
+  return true;
 }
 
 worker* worker::place_woken_slow(root_link* r, worker* owner) noexcept {
@@ -215,13 +237,12 @@ worker* worker::place_woken_slow(root_link* r, worker* owner) noexcept {
   if (thief_.load(std::memory_order_relaxed)) {
     if (worker* t = thief_.exchange(nullptr, std::memory_order_acq_rel); t && t != this) {
       rt_.pause_moves();
-      if (t != owner) move_root(r, *t);
+      if (t != owner && !move_root(r, *t)) return owner;
       return t;
     }
   }
   if (owner == this || !ready_.empty() || rt_.moves_paused()) return owner;
-  move_root(r, *this);
-  return this;
+  return move_root(r, *this) ? this : owner;
 }
 
 void worker::drain_remote() {

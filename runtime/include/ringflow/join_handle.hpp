@@ -23,11 +23,20 @@
 #include <stdexcept>
 #include <utility>
 
+#include <ringflow/detail/runtime_core.hpp>
 #include <ringflow/detail/spinlock.hpp>
 #include <ringflow/detail/worker.hpp>
 #include <ringflow/task.hpp>
 
 namespace ringflow {
+
+// What `co_await handle` (and handle.wait()) throws for a task that was
+// cancelled (join_handle::cancel, a task_group's cancel_all) or destroyed
+// unfinished by its runtime's shutdown.
+class task_cancelled : public std::runtime_error {
+ public:
+  task_cancelled() : std::runtime_error("ringflow: the task was cancelled") {}
+};
 
 // Receives the exception of a task that failed with nobody to take its result.
 using unhandled_exception_handler = std::function<void(std::exception_ptr)>;
@@ -54,6 +63,12 @@ struct join_state_base {
   worker* joiner_worker = nullptr;
   std::exception_ptr error;
   bool error_taken = false;  // a joiner saw the exception (else it is reported)
+  // Cancellation (join_handle::cancel), under `lock`. While status is
+  // running, `root` is alive: the root frame finishes its join state before
+  // its link goes (root_coro::promise_type's destructor).
+  root_link* root = nullptr;
+  bool started = false;           // run_root has begun (its worker lists it)
+  bool cancel_requested = false;
 
   // Last reference gone: an exception nobody took is reported.
   void report_if_untaken() noexcept {
@@ -91,7 +106,7 @@ struct join_state : join_state_base {
     }
   }
   T take() {
-    if (status == join_status::cancelled) throw std::runtime_error("ringflow: the task was cancelled");
+    if (status == join_status::cancelled) throw task_cancelled();
     if (error) {
       error_taken = true;
       std::rethrow_exception(error);
@@ -109,7 +124,7 @@ struct join_state<void> : join_state_base {
     }
   }
   void take() {
-    if (status == join_status::cancelled) throw std::runtime_error("ringflow: the task was cancelled");
+    if (status == join_status::cancelled) throw task_cancelled();
     if (error) {
       error_taken = true;
       std::rethrow_exception(error);
@@ -135,24 +150,36 @@ struct join_ref {
 struct root_coro {
   struct promise_type {
     root_link link;
+    join_state_base* join = nullptr;  // set by spawn_on
     // Only shutdown destroys a spawned task's frame while it is suspended:
     // the tasks it awaits inherit this (task_promise_base::uncancellable_task).
     root_link* uncancellable_task = &link;
     root_coro get_return_object() noexcept {
       link.frame = std::coroutine_handle<promise_type>::from_promise(*this);
-      return root_coro{&link};
+      return root_coro{&link, this};
     }
     std::suspend_always initial_suspend() noexcept { return {}; }
     std::suspend_never final_suspend() noexcept { return {}; }
     void return_void() noexcept {}
     void unhandled_exception() noexcept {}  // run_root catches everything
-    ~promise_type() { worker::drop_root(&link); }
+    ~promise_type() {
+      // Joiners learn the end before the link goes: a canceller that saw the
+      // task running under the join state's lock may still read the link.
+      if (join && !join->finished.load(std::memory_order_acquire)) join->finish(join_status::cancelled);
+      worker::drop_root(&link);
+    }
   };
   root_link* link;
+  promise_type* promise;
 };
 
 template <class T>
 root_coro run_root(task<T> t, join_ref<T> ref) {
+  ref.s->lock.lock();
+  ref.s->started = true;
+  const bool cancelled = ref.s->cancel_requested;
+  ref.s->lock.unlock();
+  if (cancelled) co_return;  // cancelled before it started: t never runs
   try {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(t);
@@ -164,6 +191,78 @@ root_coro run_root(task<T> t, join_ref<T> ref) {
     ref.s->error = std::current_exception();
     ref.s->finish(join_status::done);
   }
+}
+
+// One reference to a join state, dropped with the frame that holds it (run
+// or not).
+template <class T>
+struct join_state_ref {
+  join_state<T>* s;
+  explicit join_state_ref(join_state<T>* st) noexcept : s(st) {}
+  join_state_ref(join_state_ref&& o) noexcept : s(std::exchange(o.s, nullptr)) {}
+  ~join_state_ref() {
+    if (s) s->release();
+  }
+};
+
+template <class T>
+task<void> cancel_on_home(join_state_ref<T> ref);
+
+// Starts cancel_on_home on w, pinned, detached; takes over one reference.
+template <class T>
+void spawn_canceller(worker& w, join_state<T>* s) {
+  auto* js = new join_state<void>;
+  root_coro r = run_root(cancel_on_home(join_state_ref<T>{s}), join_ref<void>{js});
+  r.promise->join = js;
+  w.core().start_on(w, r.link);  // refused (w has shut down): destroyed unrun
+  js->release();                 // detached
+}
+
+template <class T>
+void request_cancel(join_state<T>* s) {
+  s->lock.lock();
+  if (s->status != join_status::running || s->cancel_requested) {
+    s->lock.unlock();
+    return;
+  }
+  s->cancel_requested = true;
+  if (!s->started) {  // run_root sees the request before it runs the task
+    s->lock.unlock();
+    return;
+  }
+  worker* home = s->root->home.load(std::memory_order_relaxed);
+  s->refs.fetch_add(1, std::memory_order_relaxed);
+  s->lock.unlock();
+  spawn_canceller(*home, s);
+}
+
+// Runs on the worker a cancelled task lives on (pinned there), when that
+// task is not running: pins the task so no waker moves it, then destroys its
+// frame, every wait withdrawn as under timeout. If the task moved meanwhile,
+// it follows it. Holds a reference to the join state.
+template <class T>
+task<void> cancel_on_home(join_state_ref<T> ref) {
+  join_state<T>* s = ref.s;
+  s->lock.lock();
+  if (s->status != join_status::running) {
+    s->lock.unlock();
+    co_return;
+  }
+  root_link* r = s->root;
+  worker* here = tls_worker;
+  if (!here->pin_if_home(r)) {
+    worker* home = r->home.load(std::memory_order_relaxed);
+    s->refs.fetch_add(1, std::memory_order_relaxed);
+    s->lock.unlock();
+    // A reference for the next canceller; if home has shut down it is never
+    // run and its frame drops the reference.
+    spawn_canceller(*home, s);
+    co_return;
+  }
+  s->lock.unlock();
+  // Pinned here and not running (this worker runs us): nothing else can
+  // resume, move or destroy it now.
+  r->frame.destroy();
 }
 
 }  // namespace detail
@@ -183,6 +282,18 @@ class [[nodiscard]] join_handle {
   }
   ~join_handle() {
     if (s_) s_->release();
+  }
+
+  // Cancels the task: it is destroyed at its current suspension (or its
+  // next one, if it is running), on its own worker, every wait withdrawn as
+  // under timeout; `co_await handle` then throws task_cancelled. A task that
+  // has not started never runs. If the task had already finished, nothing
+  // changes: its result (or exception) is still there. Idempotent; from any
+  // thread; a no-op on an empty handle. It returns at once: is_finished()
+  // turns true when the frame is gone. A value the task had already been
+  // handed (e.g. by a channel) goes with its frame.
+  void cancel() {
+    if (s_) detail::request_cancel(s_);
   }
 
   // True once the task has finished (value, exception or cancellation).

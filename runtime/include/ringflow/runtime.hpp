@@ -99,7 +99,9 @@ join_handle<T> spawn_on(worker& w, task<T> t, bool pinned = true) {
   if (!t.valid()) throw std::invalid_argument("ringflow: spawning an empty task");
   auto* s = new join_state<T>;
   root_coro r = run_root(std::move(t), join_ref<T>{s});
-  r.link->pinned = pinned;
+  r.link->pinned.store(pinned, std::memory_order_relaxed);
+  r.promise->join = s;
+  s->root = r.link;
   w.core().start_on(w, r.link);
   return join_handle<T>{s};
 }

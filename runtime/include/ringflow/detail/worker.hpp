@@ -37,9 +37,15 @@ struct root_link {
   root_link* prev = nullptr;
   root_link* next = nullptr;
   std::coroutine_handle<> frame;
-  worker* home = nullptr;  // set by adopt_root (under the list's lock when the runtime has several workers), while the task is not running
+  // The worker listing it. Changed only under that worker's list lock (a
+  // move sets the new home before it lets go of the old list), so whoever
+  // holds the lock of the worker `home` names knows the task stays there.
+  std::atomic<worker*> home{nullptr};
   bool linked = false;
-  bool pinned = true;  // spawn_on, spawn_local, block_on, the runtime's own helpers
+  // spawn_on, spawn_local, block_on, the runtime's own helpers; and a task
+  // being cancelled (join_handle::cancel), which must not move while its
+  // home worker destroys it.
+  std::atomic<bool> pinned{true};
 };
 
 // A frame owned by an object rather than by a task (a stream's producer,
@@ -96,6 +102,9 @@ class worker {
   void adopt_root(root_link* r) noexcept;
   // On the task's home worker (it finished, or shutdown destroys it).
   static void drop_root(root_link* r) noexcept;
+  // Own thread only: when r is listed here, pins it (no waker moves it any
+  // more) and returns true; else returns false (it lives elsewhere: r->home).
+  bool pin_if_home(root_link* r) noexcept;
   // Own thread only: lists (or unlists, idempotent) an owned frame.
   void adopt_owned(owned_frame_link* l) noexcept;
   void drop_owned(owned_frame_link* l) noexcept;
@@ -115,7 +124,7 @@ class worker {
   // Pinned tasks stay where they are; a moving task's root moves with it.
   worker* place_woken(root_link* r, worker* owner) noexcept {
     if (owner == this && !thief_.load(std::memory_order_relaxed)) return owner;
-    if (r->pinned) return owner;
+    if (r->pinned.load(std::memory_order_relaxed)) return owner;
     return place_woken_slow(r, owner);
   }
   // ---- io_uring ---------------------------------------------------------
@@ -174,7 +183,8 @@ class worker {
   void wait_in_kernel();
   void shut_down_recv_buffers();
   worker* place_woken_slow(root_link* r, worker* owner) noexcept;
-  void move_root(root_link* r, worker& to) noexcept;
+  // False (nothing moved) when r was pinned meanwhile.
+  bool move_root(root_link* r, worker& to) noexcept;
   bool look_for_waiting_work(std::int64_t now_ns);
   void withdraw_work_request() noexcept;
   bool another_worker_awake() const noexcept;
