@@ -101,7 +101,8 @@ TEST_CASE("cancelling a finished task keeps its result, and its exception", "[ca
     auto h = ringflow::spawn([]() -> task<int> { co_return 42; }());
     while (!h.is_finished()) co_await ringflow::yield();
     h.cancel();
-    REQUIRE(co_await std::move(h) == 42);
+    const int v = co_await std::move(h);
+    REQUIRE(v == 42);
     auto e = ringflow::spawn([]() -> task<int> {
       throw std::runtime_error("boom");
       co_return 0;

@@ -19,3 +19,4 @@
 #include <ringflow/work_queue.hpp>
 #include <ringflow/rate_limiter.hpp>
 #include <ringflow/circuit_breaker.hpp>
+#include <ringflow/task_group.hpp>
