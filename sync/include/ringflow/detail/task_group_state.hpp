@@ -19,6 +19,7 @@
 #include <ringflow/join_handle.hpp>
 #include <ringflow/runtime.hpp>
 #include <ringflow/task.hpp>
+#include <ringflow/task_group.hpp>  // included alone: the declarations first
 
 namespace ringflow::detail {
 
