@@ -37,7 +37,12 @@ for b in "${builds[@]}"; do
     *) echo "unknown build: $b (release, asan, tsan)" >&2; exit 2 ;;
   esac
   echo "== $b: building"
-  ninja -C "build/test-$b" >/dev/null
+  # Quiet when it builds; the compiler's messages when it does not.
+  if ! ninja -C "build/test-$b" >"build/test-$b/build.log" 2>&1; then
+    grep -E -A12 'FAILED|error:' "build/test-$b/build.log" | head -150
+    echo "== $b: the build failed (build/test-$b/build.log)"
+    exit 1
+  fi
   echo "== $b: testing"
   set +e
   meson test -C "build/test-$b" --print-errorlogs --num-processes 1 --no-rebuild

@@ -5,6 +5,7 @@
 #include <ringflow/join_handle.hpp>
 #include <ringflow/runtime.hpp>
 #include <ringflow/sleep.hpp>
+#include <ringflow/stop.hpp>
 #include <ringflow/task.hpp>
 #include <ringflow/tcp.hpp>
 #include <ringflow/timeout.hpp>
