@@ -21,3 +21,4 @@
 #include <ringflow/rate_limiter.hpp>
 #include <ringflow/circuit_breaker.hpp>
 #include <ringflow/task_group.hpp>
+#include <ringflow/semaphore.hpp>
