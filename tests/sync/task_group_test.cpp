@@ -225,3 +225,36 @@ TEST_CASE("task_group: many tasks on two workers never exceed max_running", "[ta
       }(),
       2);
 }
+
+TEST_CASE("task_group: try_next() reaps finished tasks without waiting, in finishing order", "[task_group]") {
+  run([]() -> task<void> {
+    task_group<int> g;
+    auto r0 = g.try_next();
+    REQUIRE(r0 == std::nullopt);  // empty: nothing to reap, no wait
+    channel<int> a(1), b(1);
+    co_await g.spawn(gated(a));
+    co_await g.spawn(gated(b));
+    auto r1 = g.try_next();
+    REQUIRE(r1 == std::nullopt);  // both still running
+    co_await b.send(2);
+    while (g.running() == 2) co_await ringflow::yield();
+    auto r2 = g.try_next();
+    REQUIRE(r2 == 2);
+    co_await a.send(1);
+    auto r3 = co_await g.next();
+    REQUIRE(r3 == 1);
+    auto r4 = g.try_next();
+    REQUIRE(r4 == std::nullopt);
+
+    task_group<void> v;
+    co_await v.spawn([]() -> task<void> {
+      throw std::runtime_error("boom");
+      co_return;
+    }());
+    while (v.running() == 1) co_await ringflow::yield();
+    REQUIRE_THROWS_AS(v.try_next(), std::runtime_error);
+    REQUIRE_FALSE(v.try_next());
+    bool more = co_await v.next();
+    REQUIRE_FALSE(more);
+  }());
+}

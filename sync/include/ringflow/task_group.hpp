@@ -15,6 +15,10 @@
 //   (false) once the group holds no task (none running, none unreported).
 //   Cancelled tasks are not reported: after cancel_all(), next() returns
 //   the results of tasks that finished before it, then nullopt (false).
+// - try_next(): never suspends; the next finished task's result if one is
+//   unreported (rethrowing its exception), else nullopt (false for
+//   T = void). A loop that spawns for ever (an accept loop) calls it to
+//   reap what finished, so reports do not pile up (Tokio's try_join_next).
 // - cancel_all(): every task of the group as join_handle::cancel (destroyed
 //   at its current suspension, its waits withdrawn).
 // - running(): tasks started (or being started) and not finished.
@@ -71,6 +75,8 @@ class task_group {
   [[nodiscard]] detail::group_spawn_awaiter<T> spawn(task<T> t);
   // co_await -> std::optional<T> (T = void: bool): the next task to finish.
   [[nodiscard]] detail::group_next_awaiter<T> next();
+  // The next finished task's result, if one is unreported; never suspends.
+  std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> try_next();
   // Cancels every task of the group.
   void cancel_all();
   // Tasks started (or being started) and not yet finished.

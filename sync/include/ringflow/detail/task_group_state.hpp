@@ -381,6 +381,28 @@ detail::group_next_awaiter<T> task_group<T>::next() {
 }
 
 template <class T>
+std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> task_group<T>::try_next() {
+  s_->lock.lock();
+  if (s_->finished.empty()) {
+    s_->lock.unlock();
+    if constexpr (std::is_void_v<T>) {
+      return false;
+    } else {
+      return std::nullopt;
+    }
+  }
+  detail::group_outcome<T> o = std::move(s_->finished.front());
+  s_->finished.pop_front();  // (no next() waits while reports are kept)
+  s_->lock.unlock();
+  if (o.error) std::rethrow_exception(o.error);
+  if constexpr (std::is_void_v<T>) {
+    return true;
+  } else {
+    return std::move(o.value);
+  }
+}
+
+template <class T>
 void task_group<T>::cancel_all() {
   s_->cancel_all();
 }
