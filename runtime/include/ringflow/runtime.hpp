@@ -148,9 +148,8 @@ T runtime::block_on(task<T> t) {
   if (detail::tls_worker && &detail::tls_worker->core() == &c) {
     throw std::logic_error("ringflow: block_on called from a task of the same runtime");
   }
-  join_handle<T> h = detail::spawn_on(c.at(0), std::move(t));
-  detail::signal_shield shield;
-  return h.wait();
+  detail::signal_shield shield;  // before t can run (and claim a signal)
+  return detail::spawn_on(c.at(0), std::move(t)).wait();
 }
 
 }  // namespace ringflow

@@ -8,10 +8,11 @@
 //   lives, its signals are blocked process-wide so they stay pending for it
 //   instead of running their disposition: the constructor blocks them in
 //   every worker of every runtime of the process and returns once all have
-//   (a worker applies it between two tasks); blocking-pool threads and a
-//   thread waiting in runtime::block_on block every asynchronous signal
-//   anyway. Threads you start yourself must block them too
-//   (pthread_sigmask) or may take them. When the last set claiming a signal
+//   (a worker applies it between two tasks); blocking-pool threads, and a
+//   thread waiting in runtime::block_on or join_handle::wait, block every
+//   asynchronous signal anyway. Threads you start yourself must block them
+//   too (pthread_sigmask), as must a thread that is about to wait for the
+//   runtime but is not waiting yet: otherwise they may take the signal. When the last set claiming a signal
 //   goes, the workers unblock it (a signal still pending is then delivered
 //   as usual).
 // - wait(): co_await -> int, the next pending signal of the set; returns at

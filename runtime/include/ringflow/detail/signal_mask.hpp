@@ -9,10 +9,11 @@
 //   the claimed signals. A new claim wakes every worker and waits until all
 //   have applied it; a release wakes them and returns.
 // - Blocking-pool threads block every asynchronous signal from birth.
-// - The thread in runtime::block_on blocks every asynchronous signal while
-//   it waits (signal_shield), so a signal sent to the process reaches a
-//   worker: one that claims it leaves it pending for the signalfd, else its
-//   usual disposition applies there.
+// - A thread in runtime::block_on (from before its task starts) or in
+//   join_handle::wait blocks every asynchronous signal while it waits
+//   (signal_shield), so a signal sent to the process reaches a worker: one
+//   that claims it leaves it pending for the signalfd, else its usual
+//   disposition applies there.
 #pragma once
 
 #include <signal.h>
