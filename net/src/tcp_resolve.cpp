@@ -1,5 +1,6 @@
 #include <ringflow/detail/tcp_resolve.hpp>
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 
@@ -37,6 +38,14 @@ std::string host_port(std::string_view host, std::uint16_t port) {
   s += ':';
   s += std::to_string(port);
   return s;
+}
+
+bool is_numeric_host(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host.size() >= INET6_ADDRSTRLEN || host.find('\0') != std::string_view::npos) return false;
+  std::string name(host);
+  unsigned char buf[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, name.c_str(), buf) == 1 || ::inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
 std::vector<socket_address> resolve_tcp(std::string_view host, std::uint16_t port, bool passive) {

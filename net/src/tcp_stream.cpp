@@ -12,6 +12,7 @@
 #include <thread>
 #include <utility>
 
+#include <ringflow/blocking.hpp>
 #include <ringflow/detail/buffer_ring.hpp>
 #include <ringflow/detail/io_op.hpp>
 #include <ringflow/detail/tcp_resolve.hpp>
@@ -198,7 +199,17 @@ using recv_wait = slot_wait<&recv_state::reader, false>;
 
 task<tcp_stream> connect_impl(std::string host, std::uint16_t port) {
   if (port == 0) throw std::invalid_argument("ringflow::tcp_stream::connect: port 0");
-  std::vector<socket_address> addrs = resolve_tcp(host, port, false);
+  // A name may need a DNS query: the blocking pool waits for it, not this
+  // worker. A literal is parsed here.
+  std::vector<socket_address> addrs;
+  if (is_numeric_host(host)) {
+    addrs = resolve_tcp(host, port, false);
+  } else {
+    // Its own statement: g++ 12 destroys twice a closure's captures built
+    // inside a co_await expression (see blocking.hpp).
+    auto lookup = spawn_blocking([host, port] { return resolve_tcp(host, port, false); });
+    addrs = co_await std::move(lookup);
+  }
   int last = ECONNREFUSED;
   for (const socket_address& a : addrs) {
     unique_fd fd(::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));

@@ -4,6 +4,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include <ringflow/detail/runtime_core.hpp>
+
 #include "worker_registry.hpp"
 
 namespace ringflow::detail {
@@ -34,6 +36,22 @@ bool worker_registry::request_revoke(std::uint32_t id, std::atomic<std::uint32_t
   auto it = registry().find(id);
   if (it == registry().end()) return false;
   it->second->request_revoke(owner);
+  return true;
+}
+
+void worker_registry::wake_all() {
+  std::lock_guard g(registry_mutex);
+  for (auto& [id, w] : registry()) {
+    if (w != tls_worker) w->wake();
+  }
+}
+
+bool worker_registry::all_applied_signals(std::uint64_t gen) {
+  std::lock_guard g(registry_mutex);
+  for (auto& [id, w] : registry()) {
+    if (w->core().stopping()) continue;  // past its loop: it runs no task any more
+    if (w->signals_applied().load(std::memory_order_acquire) < gen) return false;
+  }
   return true;
 }
 

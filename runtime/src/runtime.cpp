@@ -11,11 +11,14 @@ runtime::runtime(runtime_options opts) {
   if (opts.ring_entries == 0 || opts.ring_entries > 32768) {
     throw std::invalid_argument("ringflow::runtime: ring_entries must be in 1..32768");
   }
+  if (opts.blocking_threads == 0) {
+    throw std::invalid_argument("ringflow::runtime: blocking_threads must be at least 1");
+  }
   if (opts.idle_spin.count() < 0) throw std::invalid_argument("ringflow::runtime: idle_spin must not be negative");
   // A lone worker has nobody to receive hand-offs from: it never spins.
   // Capped at 1 s: longer spins buy nothing, and the deadline must not overflow.
   std::int64_t spin = opts.threads > 1 ? std::min<std::int64_t>(opts.idle_spin.count(), 1'000'000'000) : 0;
-  core_ = std::make_unique<detail::runtime_core>(opts.threads, opts.ring_entries, spin);
+  core_ = std::make_unique<detail::runtime_core>(opts.threads, opts.ring_entries, spin, opts.blocking_threads);
 }
 
 runtime::~runtime() {

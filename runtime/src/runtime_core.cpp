@@ -18,7 +18,9 @@ struct start_gate {
 };
 }  // namespace
 
-runtime_core::runtime_core(unsigned threads, unsigned ring_entries, std::int64_t idle_spin_ns) {
+runtime_core::runtime_core(unsigned threads, unsigned ring_entries, std::int64_t idle_spin_ns,
+                           unsigned blocking_threads)
+    : blocking_(blocking_threads) {
   workers_.resize(threads);
   // Shared: a thread may still be leaving gate.cv.wait() when we return.
   auto gate_ptr = std::make_shared<start_gate>();
@@ -78,6 +80,8 @@ runtime_core::~runtime_core() {
     if (w) w->wake();
   }
   for (auto& t : threads_) t.join();
+  // Every frame is gone, so no job is queued; wait for those still running.
+  blocking_.shut_down();
 }
 
 void runtime_core::stop_and_free_when_done() noexcept {

@@ -16,6 +16,7 @@
 #include <ringflow/detail/affinity.hpp>
 #include <ringflow/detail/buffer_ring.hpp>
 #include <ringflow/detail/runtime_core.hpp>
+#include <ringflow/detail/signal_mask.hpp>
 #include "worker_registry.hpp"
 
 namespace ringflow::detail {
@@ -498,6 +499,9 @@ void worker::run() {
   tls_worker_id = id_;
   constexpr unsigned budget = 256;
   while (!rt_.stopping()) {
+    if (claimed_signals_generation.load(std::memory_order_relaxed) != signals_applied_.load(std::memory_order_relaxed)) {
+      apply_claimed_signals(signals_applied_);
+    }
     if (remote_pending_.load(std::memory_order_relaxed)) drain_remote();
     if (revoke_pending_.load(std::memory_order_relaxed)) process_revokes();
     run_ready(budget);

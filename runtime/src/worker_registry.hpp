@@ -2,6 +2,7 @@
 // object can tell a dead owner from a busy one.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace ringflow::detail {
@@ -14,6 +15,11 @@ struct worker_registry {
   static void remove(std::uint32_t id);
   // Asks worker `id` to revoke *owner; false when that worker no longer exists.
   static bool request_revoke(std::uint32_t id, std::atomic<std::uint32_t>* owner);
+  // Wakes every worker of the process but the caller's.
+  static void wake_all();
+  // True when every worker whose runtime still runs has applied the signal
+  // claims of generation `gen` (worker::signals_applied()).
+  static bool all_applied_signals(std::uint64_t gen);
 };
 
 }  // namespace ringflow::detail

@@ -25,9 +25,11 @@
 // ringflow::resolver_category() (EAI_* codes). Writes use MSG_NOSIGNAL: a write
 // to a closed peer throws (EPIPE or ECONNRESET) and never raises SIGPIPE.
 //
-// Name resolution uses getaddrinfo on the calling worker (it blocks it while
-// a DNS query runs); IPv4 and IPv6 literals ("127.0.0.1", "::1", "[::1]") and
-// names from /etc/hosts ("localhost") resolve without the network.
+// Name resolution: connect runs getaddrinfo on the runtime's blocking pool
+// (spawn_blocking), so a slow DNS query blocks no worker; IPv4 and IPv6
+// literals ("127.0.0.1", "::1", "[::1]") are parsed on the worker, with no
+// thread hop. Names from /etc/hosts ("localhost") resolve without the
+// network. tcp_listener::bind resolves on the calling thread.
 #pragma once
 
 #include <cstddef>
@@ -69,7 +71,8 @@ class tcp_stream {
   // when none accepts (ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ...). host is
   // copied at once: the argument may die before the task runs.
   // Cancel safety: cancelling it cancels the connect in flight, waits for the
-  // kernel to let go of it, and closes the half-made socket.
+  // kernel to let go of it, and closes the half-made socket; cancelled during
+  // name resolution, the lookup finishes on the pool and its result is dropped.
   static task<tcp_stream> connect(std::string_view host, std::uint16_t port);
 
   // Receives up to buf.size() bytes; suspends until at least one byte

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include <ringflow/detail/runtime_core.hpp>
+#include <ringflow/detail/signal_mask.hpp>
 #include <ringflow/detail/spinlock.hpp>
 #include <ringflow/detail/worker.hpp>
 #include <ringflow/task.hpp>
@@ -305,10 +306,13 @@ class [[nodiscard]] join_handle {
   }
 
   // Blocks the calling thread (not a worker: that would stall its tasks)
-  // until the task finishes; returns its value or rethrows.
+  // until the task finishes; returns its value or rethrows. While it waits
+  // the thread blocks every asynchronous signal, as runtime::block_on does
+  // (see signal.hpp).
   T wait() {
     if (!s_) throw std::logic_error("ringflow: waiting on an empty join_handle");
     if (detail::tls_worker) throw std::logic_error("ringflow: join_handle::wait() on a worker thread; co_await it");
+    detail::signal_shield shield;
     while (!s_->finished.load(std::memory_order_acquire)) s_->finished.wait(false, std::memory_order_acquire);
     return s_->take();
   }

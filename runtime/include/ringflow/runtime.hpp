@@ -39,6 +39,7 @@
 #include <stdexcept>
 
 #include <ringflow/detail/runtime_core.hpp>
+#include <ringflow/detail/signal_mask.hpp>
 #include <ringflow/join_handle.hpp>
 #include <ringflow/task.hpp>
 
@@ -54,6 +55,9 @@ struct runtime_options {
   // 0: sleep at once, and never take tasks from a busy worker. Values above
   // 1 s count as 1 s.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
+  // Threads of the pool spawn_blocking runs on (started on demand, see
+  // blocking.hpp); 0 -> std::invalid_argument.
+  unsigned blocking_threads = 8;
 };
 
 class runtime {
@@ -68,6 +72,9 @@ class runtime {
   // Runs t on the first worker and blocks the calling thread until it
   // finishes; returns its value or rethrows its exception. Calling it from a
   // task of the same runtime throws std::logic_error (it would deadlock).
+  // While it waits, the calling thread blocks every asynchronous signal
+  // (its mask is restored on return): a signal sent to the process goes to
+  // a worker, where a signal_set can claim it (see signal.hpp).
   template <class T>
   T block_on(task<T> t);
 
@@ -141,6 +148,7 @@ T runtime::block_on(task<T> t) {
   if (detail::tls_worker && &detail::tls_worker->core() == &c) {
     throw std::logic_error("ringflow: block_on called from a task of the same runtime");
   }
+  detail::signal_shield shield;  // before t can run (and claim a signal)
   return detail::spawn_on(c.at(0), std::move(t)).wait();
 }
 

@@ -2,8 +2,11 @@
 // This umbrella header includes the whole public API.
 #pragma once
 
+#include <ringflow/blocking.hpp>
+#include <ringflow/fd_wait.hpp>
 #include <ringflow/join_handle.hpp>
 #include <ringflow/runtime.hpp>
+#include <ringflow/signal.hpp>
 #include <ringflow/sleep.hpp>
 #include <ringflow/stop.hpp>
 #include <ringflow/task.hpp>

@@ -27,6 +27,10 @@ struct socket_address {
 // name does not resolve.
 std::vector<socket_address> resolve_tcp(std::string_view host, std::uint16_t port, bool passive);
 
+// True when host is an IPv4 or IPv6 literal (brackets allowed): resolve_tcp
+// then parses it without a lookup, so it never blocks.
+bool is_numeric_host(std::string_view host);
+
 // "host:port" for error messages ("[::1]:80" for IPv6 literals).
 std::string host_port(std::string_view host, std::uint16_t port);
 

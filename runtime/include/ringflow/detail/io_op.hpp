@@ -143,3 +143,24 @@ class accept_op : public uring_op {
 };
 
 }  // namespace ringflow::detail
+
+namespace ringflow::detail {
+
+// One single-shot IORING_OP_POLL_ADD for `events` (POLLIN, POLLOUT, ...).
+// res: the revents (POLLERR and POLLHUP may come unasked), or -errno. A poll
+// consumes nothing, so cancelling one loses nothing.
+class poll_op : public uring_op {
+ public:
+  poll_op(int fd, unsigned events) noexcept : fd_(fd), events_(events) {}
+  void await_suspend(std::coroutine_handle<> h) {
+    io_uring_sqe* sqe = begin(h);
+    io_uring_prep_poll_add(sqe, fd_, events_);
+    submit(sqe);
+  }
+
+ private:
+  int fd_;
+  unsigned events_;
+};
+
+}  // namespace ringflow::detail

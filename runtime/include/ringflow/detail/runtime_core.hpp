@@ -7,14 +7,17 @@
 #include <thread>
 #include <vector>
 
+#include <ringflow/detail/blocking_pool.hpp>
 #include <ringflow/detail/worker.hpp>
 
 namespace ringflow::detail {
 
 class runtime_core {
  public:
-  runtime_core(unsigned threads, unsigned ring_entries, std::int64_t idle_spin_ns);
-  ~runtime_core();  // stops the workers and frees every frame
+  runtime_core(unsigned threads, unsigned ring_entries, std::int64_t idle_spin_ns, unsigned blocking_threads);
+  // Stops the workers and frees every frame, then waits for the blocking
+  // functions still running and joins the blocking pool.
+  ~runtime_core();
 
   // From a task of this runtime (the runtime is being destroyed by one of
   // its own tasks, which cannot join its own thread): stops the workers
@@ -29,6 +32,8 @@ class runtime_core {
     return *workers_[next_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
   }
   bool stopping() const noexcept { return stop_.load(std::memory_order_acquire); }
+  // Where spawn_blocking runs its functions; its threads start on demand.
+  blocking_pool& blocking() noexcept { return blocking_; }
 
   // Starts root (an unstarted, adopted-on-arrival frame) on w.
   void start_on(worker& w, root_link* root);
@@ -59,6 +64,9 @@ class runtime_core {
   std::atomic<unsigned> arrived_[2] = {0, 0};
   std::atomic<unsigned> exited_{0};
   std::atomic<bool> free_when_done_{false};
+  // After workers_: destroyed (joined) first, so a pool thread handing a
+  // result back may still wake a worker.
+  blocking_pool blocking_;
 };
 
 }  // namespace ringflow::detail

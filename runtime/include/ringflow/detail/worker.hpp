@@ -155,6 +155,10 @@ class worker {
   void request_revoke(std::atomic<std::uint32_t>* owner);
   void process_revokes();
 
+  // ---- signals claimed by signal_sets (see signal_mask.hpp) --------------
+  // The claims generation this worker's thread mask reflects.
+  std::atomic<std::uint64_t>& signals_applied() noexcept { return signals_applied_; }
+
   // ---- the loop ---------------------------------------------------------
   void run();                 // until the runtime stops
   // Shutdown: frees every frame this worker holds, including those that
@@ -239,6 +243,7 @@ class worker {
   alignas(64) std::vector<remote_entry> remote_;
   std::vector<remote_entry> remote_swap_;
   std::vector<std::atomic<std::uint32_t>*> revokes_;
+  std::atomic<std::uint64_t> signals_applied_{0};
 };
 
 }  // namespace ringflow::detail
