@@ -1,6 +1,7 @@
 // echo_server: a TCP echo server on the ringflow runtime.
 //
 //   echo_server [--address 127.0.0.1] [--port 7000] [--threads 1]
+//               [--max-connections 10000] [--grace-ms 2000]
 //
 // One accept loop (on worker 0) spawns a task per connection; spawn spreads
 // the connections round-robin over the workers. Each connection reads into a
@@ -9,81 +10,38 @@
 // reset peer, ...) closes that connection only.
 //
 // Prints "listening <port>" (the real port when --port 0) once listening.
-// SIGINT/SIGTERM shut it down cleanly: the signals are blocked in every
-// thread before the runtime starts and read through a signalfd that a task
-// polls on worker 0's io_uring; that task then closes the listener (on the
-// worker of the accept loop), gives the open connections up to 2 s to end,
-// and returns; the runtime's destructor cancels whatever is left, and the
-// process exits 0.
+//
+// Graceful shutdown, from the toolkit: SIGINT/SIGTERM (a ringflow::signal_set)
+// request stop on a std::stop_source; the accept loop runs under with_stop,
+// so it ends at once wherever it waits, and the listener closes ("stopped
+// accepting" on stdout: new connections are refused from then on). The open
+// connections, a task_group, get --grace-ms to end by themselves
+// ("drained"); what is left is cancelled ("cancelled N connection(s)"), and
+// the process exits 0. --max-connections bounds the group: at the limit the
+// accept loop waits in task_group::spawn, so further connections queue in
+// the kernel's backlog instead of costing memory here.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
-#include <liburing.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <vector>
 
-#include <ringflow/detail/io_op.hpp>
 #include <ringflow/ringflow.hpp>
 
 using namespace std::chrono_literals;
 
 namespace {
 
-// IORING_OP_POLL_ADD on any fd: the public API only reads sockets (RECV), a
-// signalfd needs a plain read, so wait for readiness on the ring and read(2)
-// the non-blocking signalfd afterwards. res: the poll mask, or -errno.
-class poll_in_op : public ringflow::detail::uring_op {
- public:
-  explicit poll_in_op(int fd) noexcept : fd_(fd) {}
-  void await_suspend(std::coroutine_handle<> h) {
-    io_uring_sqe* sqe = begin(h);
-    io_uring_prep_poll_add(sqe, fd_, POLLIN);
-    submit(sqe);
-  }
-
- private:
-  int fd_;
-};
-
-// Waits until SIGINT or SIGTERM is pending and returns its number.
-ringflow::task<int> wait_for_signal(int sfd) {
-  for (;;) {
-    poll_in_op op(sfd);
-    std::int32_t res = co_await op;
-    if (res < 0 && res != -EINTR) {
-      throw std::system_error(-res, std::system_category(), "echo_server: polling the signalfd");
-    }
-    signalfd_siginfo info{};
-    ssize_t n = ::read(sfd, &info, sizeof info);
-    if (n == static_cast<ssize_t>(sizeof info)) co_return static_cast<int>(info.ssi_signo);
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      throw std::system_error(errno, std::system_category(), "echo_server: reading the signalfd");
-    }
-  }
-}
-
-struct counter_guard {
-  std::atomic<int>* c;
-  ~counter_guard() { c->fetch_sub(1, std::memory_order_acq_rel); }
-};
-
 // One connection: read up to 64 KiB, write it all back, until EOF or error.
-// The caller has already counted it in *active.
-ringflow::task<> serve_connection(ringflow::tcp_stream s, std::atomic<int>* active) {
-  counter_guard guard{active};
+ringflow::task<> serve_connection(ringflow::tcp_stream s) {
   std::vector<std::byte> buf(64 * 1024);
   try {
     s.set_nodelay(true);
@@ -97,38 +55,59 @@ ringflow::task<> serve_connection(ringflow::tcp_stream s, std::atomic<int>* acti
   }
 }
 
-// Accepts until the listener is closed (ECANCELED) or fails for good.
-ringflow::task<> accept_loop(ringflow::tcp_listener* l, std::atomic<int>* active) {
+// Accepts until cancelled (with_stop) or the listener fails for good. At
+// max_connections, spawn waits for a connection to end.
+ringflow::task<> accept_loop(ringflow::tcp_listener& l, ringflow::task_group<>& conns) {
   for (;;) {
-    ringflow::tcp_stream s;
-    try {
-      ringflow::tcp_stream accepted = co_await l->accept();
-      s = std::move(accepted);
-    } catch (const std::system_error& e) {
-      if (e.code().value() != ECANCELED) fmt::print(stderr, "echo_server: accept failed: {}\n", e.what());
-      co_return;
-    }
-    active->fetch_add(1, std::memory_order_acq_rel);
-    ringflow::spawn(serve_connection(std::move(s), active)).detach();
+    ringflow::tcp_stream s = co_await l.accept();
+    while (conns.try_next()) {
+    }  // reap what ended (serve_connection throws nothing)
+    co_await conns.spawn(serve_connection(std::move(s)));
   }
 }
 
-// *active outlives the runtime: connection tasks still open at the end are
-// destroyed by the runtime's destructor, and their guards decrement it then.
-ringflow::task<> server_main(ringflow::tcp_listener* l, int sfd, std::atomic<int>* active) {
-  // On this worker (0), like the signal wait: the listener is only touched here.
-  auto acceptor = ringflow::spawn_local(accept_loop(l, active));
-  int sig = co_await wait_for_signal(sfd);
-  fmt::print(stderr, "echo_server: {} received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  l->close();  // the pending accept() throws ECANCELED
-  co_await std::move(acceptor);
-  // Let the open connections end by themselves for a while.
-  auto give_up = std::chrono::steady_clock::now() + 2s;
-  while (active->load(std::memory_order_acquire) > 0 && std::chrono::steady_clock::now() < give_up) {
-    co_await ringflow::sleep_for(10ms);
+// co_await stays out of conditions here: with g++ 12, `if (co_await
+// timeout(grace, drain(conns)))` freed an invalid pointer; as statements it is sound.
+ringflow::task<> drain(ringflow::task_group<>& conns) {
+  for (;;) {
+    bool more = co_await conns.next();
+    if (!more) break;
   }
-  int left = active->load(std::memory_order_acquire);
-  if (left > 0) fmt::print(stderr, "echo_server: closing {} open connection(s)\n", left);
+}
+
+ringflow::task<> server_main(ringflow::tcp_listener& l, std::size_t max_connections, std::chrono::milliseconds grace) {
+  // Before "listening": from then on a test or supervisor may signal us.
+  ringflow::signal_set signals({SIGINT, SIGTERM});
+  fmt::print("listening {}\n", l.local_port());
+  std::fflush(stdout);
+  std::stop_source stop;
+  ringflow::task_group<> conns(max_connections);
+  auto on_signal = [](ringflow::signal_set& sigs, std::stop_source& src) -> ringflow::task<> {
+    int sig = co_await sigs.wait();
+    fmt::print(stderr, "echo_server: {} received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    src.request_stop();
+  };
+  auto watcher = on_signal(signals, stop);  // a named task: it outlives the next statement
+  auto watching = ringflow::spawn_local(std::move(watcher));
+  try {
+    co_await ringflow::with_stop(stop.get_token(), accept_loop(l, conns));
+  } catch (const std::system_error& e) {
+    fmt::print(stderr, "echo_server: accept failed: {}\n", e.what());
+  }
+  l.close();
+  fmt::print("stopped accepting\n");
+  std::fflush(stdout);
+  watching.cancel();  // when the listener failed, no signal may ever come
+  bool drained = co_await ringflow::timeout(grace, drain(conns));
+  if (drained) {
+    fmt::print("drained\n");
+  } else {
+    std::size_t left = conns.running();
+    conns.cancel_all();
+    co_await drain(conns);
+    fmt::print("cancelled {} connection(s)\n", left);
+  }
+  std::fflush(stdout);
 }
 
 }  // namespace
@@ -146,37 +125,24 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "runtime worker threads (connections are spread over them)")
       ->check(CLI::Range(1u, 1024u))
       ->capture_default_str();
+  std::size_t max_connections = 10000;
+  app.add_option("--max-connections", max_connections, "connections served at once; more wait in the listen backlog")
+      ->check(CLI::Range(std::size_t{1}, SIZE_MAX))
+      ->capture_default_str();
+  long grace_ms = 2000;
+  app.add_option("--grace-ms", grace_ms, "after SIGINT/SIGTERM, how long open connections may go on")
+      ->check(CLI::Range(0L, 86'400'000L))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  // Block the shutdown signals in this thread before any worker exists, so
-  // every thread inherits the mask and only the signalfd sees them.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  if (int err = pthread_sigmask(SIG_BLOCK, &mask, nullptr); err != 0) {
-    fmt::print(stderr, "echo_server: pthread_sigmask: {}\n", std::system_category().message(err));
-    return 1;
-  }
-  int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (sfd < 0) {
-    fmt::print(stderr, "echo_server: signalfd: {}\n", std::system_category().message(errno));
-    return 1;
-  }
-
-  std::atomic<int> active{0};  // open connections; outlives the runtime
   try {
     ringflow::runtime rt({.threads = threads});  // outlives the listener
     ringflow::tcp_listener listener =
         ringflow::tcp_listener::bind(address, static_cast<std::uint16_t>(port));
-    fmt::print("listening {}\n", listener.local_port());
-    std::fflush(stdout);
-    rt.block_on(server_main(&listener, sfd, &active));
+    rt.block_on(server_main(listener, max_connections, std::chrono::milliseconds(grace_ms)));
   } catch (const std::exception& e) {
     fmt::print(stderr, "echo_server: {}\n", e.what());
-    ::close(sfd);
     return 1;
   }
-  ::close(sfd);
   return 0;
 }

@@ -258,3 +258,24 @@ TEST_CASE("task_group: try_next() reaps finished tasks without waiting, in finis
     REQUIRE_FALSE(more);
   }());
 }
+
+TEST_CASE("task_group: next() awaited inside a loop condition", "[task_group]") {
+  // Both spellings users write; g++ 12 once mishandled awaiters there.
+  run(
+      []() -> task<void> {
+        task_group<int> g(2);
+        for (int i = 0; i < 20; ++i) co_await g.spawn([](int v) -> task<int> {
+          co_await ringflow::yield();
+          co_return v;
+        }(i));
+        int total = 0;
+        while (auto v = co_await g.next()) total += *v;
+        REQUIRE(total == 190);
+        task_group<void> h(2);
+        for (int i = 0; i < 20; ++i) co_await h.spawn([]() -> task<void> { co_await ringflow::yield(); }());
+        int n = 0;
+        while (co_await h.next()) ++n;
+        REQUIRE(n == 20);
+      }(),
+      2);
+}

@@ -1,0 +1,215 @@
+// examples/echo_server's graceful shutdown, driven as a supervisor would:
+// start it, connect, send SIGTERM, then watch what it prints and what its
+// sockets do. After the signal it stops accepting (a new connection is
+// refused) while an open connection goes on echoing; a connection that ends
+// within the grace period lets it exit 0 "drained"; one still open at the
+// deadline is cancelled (the peer reads EOF) and it still exits 0. Every
+// wait is on an event (a line printed, EOF, exit) with a generous ceiling
+// against a hung server; no bound is tight.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+constexpr int ceiling_ms = 60'000;  // only a hung server reaches it
+
+// The echo_server binary (meson passes its path).
+std::string server_path() {
+  const char* p = std::getenv("ECHO_SERVER");
+  REQUIRE(p != nullptr);
+  return p;
+}
+
+// A running echo_server with its stdout on a pipe; killed if still running.
+class server_process {
+ public:
+  explicit server_process(std::vector<std::string> args) {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+    std::string path = server_path();
+    args.insert(args.begin(), path);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&pid_, path.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(fds[1]);
+    out_ = fds[0];
+    REQUIRE(rc == 0);
+  }
+  server_process(const server_process&) = delete;
+  server_process& operator=(const server_process&) = delete;
+  ~server_process() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(out_);
+  }
+
+  // The next line on its stdout (nullopt at EOF or the ceiling).
+  std::optional<std::string> line() {
+    for (;;) {
+      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
+        std::string l = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return l;
+      }
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, ceiling_ms) <= 0) return std::nullopt;
+      char tmp[256];
+      ssize_t n = ::read(out_, tmp, sizeof tmp);
+      if (n <= 0) return std::nullopt;
+      buf_.append(tmp, static_cast<std::size_t>(n));
+    }
+  }
+  void signal(int sig) { REQUIRE(::kill(pid_, sig) == 0); }
+  // Its exit status (waits up to the ceiling; -1 if it did not exit).
+  int wait_exit() {
+    for (int waited = 0; waited < ceiling_ms; waited += 10) {
+      int status = 0;
+      pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      ::poll(nullptr, 0, 10);  // polling a child's exit: there is no event to wait on here
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string buf_;
+};
+
+std::uint16_t listening_port(server_process& s) {
+  auto l = s.line();
+  REQUIRE(l.has_value());
+  REQUIRE(l->rfind("listening ", 0) == 0);
+  return static_cast<std::uint16_t>(std::stoi(l->substr(10)));
+}
+
+// A blocking client socket; -1 with errno set when the connect fails.
+int connect_to(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    int e = errno;
+    ::close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `msg` and reads the same number of bytes back.
+std::string echo(int fd, const std::string& msg) {
+  REQUIRE(::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(msg.size()));
+  std::string got;
+  while (got.size() < msg.size()) {
+    pollfd p{fd, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, ceiling_ms) == 1);
+    char tmp[256];
+    ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+    if (n <= 0) break;
+    got.append(tmp, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+// True when the server closed fd (EOF or reset) before the ceiling.
+bool reads_eof(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, ceiling_ms) != 1) return false;
+  char c;
+  return ::recv(fd, &c, 1, 0) <= 0;
+}
+
+}  // namespace
+
+TEST_CASE("echo_server: after SIGTERM it refuses new connections, finishes open ones, exits 0 drained",
+          "[tcp][echo_server]") {
+  server_process s({"--port", "0", "--threads", "2", "--grace-ms", "600000"});
+  std::uint16_t port = listening_port(s);
+  int a = connect_to(port);
+  REQUIRE(a >= 0);
+  REQUIRE(echo(a, "before") == "before");
+
+  s.signal(SIGTERM);
+  REQUIRE(s.line() == std::optional<std::string>("stopped accepting"));
+  int b = connect_to(port);
+  int refused = errno;
+  REQUIRE(b == -1);
+  REQUIRE(refused == ECONNREFUSED);
+  // The open connection is still served during the grace period.
+  REQUIRE(echo(a, "during") == "during");
+  ::close(a);  // its end lets the server drain
+  REQUIRE(s.line() == std::optional<std::string>("drained"));
+  REQUIRE(s.wait_exit() == 0);
+}
+
+TEST_CASE("echo_server: a connection still open at the grace deadline is cancelled; exit 0",
+          "[tcp][echo_server]") {
+  server_process s({"--port", "0", "--grace-ms", "50"});
+  std::uint16_t port = listening_port(s);
+  int a = connect_to(port);
+  REQUIRE(a >= 0);
+  REQUIRE(echo(a, "x") == "x");
+  s.signal(SIGINT);
+  REQUIRE(s.line() == std::optional<std::string>("stopped accepting"));
+  REQUIRE(s.line() == std::optional<std::string>("cancelled 1 connection(s)"));
+  REQUIRE(reads_eof(a));  // the cancelled connection's socket was closed
+  REQUIRE(s.wait_exit() == 0);
+  ::close(a);
+}
+
+TEST_CASE("echo_server: at --max-connections the next connection waits in the backlog, then is served",
+          "[tcp][echo_server]") {
+  server_process s({"--port", "0", "--max-connections", "1"});
+  std::uint16_t port = listening_port(s);
+  int a = connect_to(port);
+  REQUIRE(a >= 0);
+  REQUIRE(echo(a, "a") == "a");
+  int b = connect_to(port);  // completes in the kernel's backlog
+  REQUIRE(b >= 0);
+  REQUIRE(::send(b, "b", 1, MSG_NOSIGNAL) == 1);
+  pollfd p{b, POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 200) == 0);  // not served while a holds the only place
+  ::close(a);
+  REQUIRE(::poll(&p, 1, ceiling_ms) == 1);
+  char c = 0;
+  REQUIRE(::recv(b, &c, 1, 0) == 1);
+  REQUIRE(c == 'b');
+  ::close(b);
+  s.signal(SIGTERM);
+  REQUIRE(s.line() == std::optional<std::string>("stopped accepting"));
+  REQUIRE(s.wait_exit() == 0);
+}
