@@ -20,3 +20,5 @@
 #include <ringflow/rate_limiter.hpp>
 #include <ringflow/circuit_breaker.hpp>
 #include <ringflow/task_group.hpp>
+#include <ringflow/broadcast.hpp>
+#include <ringflow/watch.hpp>
