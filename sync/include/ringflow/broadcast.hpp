@@ -84,7 +84,7 @@ namespace detail {
 template <class T>
 class broadcast_state;
 template <class T>
-class broadcast_queue;
+struct broadcast_queue;
 template <class T>
 class broadcast_send_awaiter;
 template <class T>
