@@ -695,3 +695,51 @@ TEST_CASE("broadcast: subscribe, unsubscribe and cancel on two workers while sen
       },
       2);
 }
+
+namespace {
+// Its copy throws while `fail` is set.
+struct fragile {
+  static inline bool fail = false;
+  int v;
+  explicit fragile(int x) : v(x) {}
+  fragile(const fragile& o) : v(o.v) {
+    if (fail) throw std::runtime_error("copy refused");
+  }
+  fragile(fragile&&) noexcept = default;
+  fragile& operator=(const fragile&) = default;
+  fragile& operator=(fragile&&) noexcept = default;
+};
+}  // namespace
+
+TEST_CASE("broadcast: a copy that throws", "[broadcast]") {
+  run([]() -> task<void> {
+    broadcast<fragile> b(1, overflow::block);
+    auto a = b.subscribe();
+    auto c = b.subscribe();
+    fragile::fail = true;
+    REQUIRE_THROWS_AS(co_await b.send(fragile(1)), std::runtime_error);  // the first copy failed
+    REQUIRE(a.size() == 0);
+    REQUIRE(c.size() == 0);
+    fragile::fail = false;
+    co_await b.send(fragile(2));  // both full now
+    std::vector<std::pair<int, send_status>> log;
+    auto s = ringflow::spawn([](broadcast<fragile>* bc, std::vector<std::pair<int, send_status>>* lg) -> task<void> {
+      send_status st = co_await bc->send(fragile(3));
+      lg->emplace_back(3, st);
+    }(&b, &log));
+    co_await ringflow::yield();
+    fragile::fail = true;
+    auto a2 = a.try_recv();  // room in a: the copy of 3 throws, a loses it
+    fragile::fail = false;
+    REQUIRE(a2->v == 2);
+    REQUIRE(a.lagged() == 1);
+    REQUIRE(a.size() == 0);
+    auto c2 = c.try_recv();  // the last receiver takes the value itself
+    REQUIRE(c2->v == 2);
+    co_await std::move(s);
+    REQUIRE(log == std::vector<std::pair<int, send_status>>{{3, send_status::sent}});
+    auto c3 = c.try_recv();
+    REQUIRE(c3->v == 3);
+    REQUIRE(a.lagged() + a.size() + 1 == 2);  // conservation: 2 sent to a since the failed send
+  });
+}

@@ -42,7 +42,11 @@
 //   receiver gets its own copy (T must be copy constructible; the last one
 //   to take it gets the sender's value moved). Copies and a policy's
 //   discarded values are made and destroyed under the broadcast's lock, so
-//   T's copy should be cheap (a std::shared_ptr<const X> for large X).
+//   T's copy should be cheap (a std::shared_ptr<const X> for large X). A
+//   copy that throws during send() leaves send() with that exception (the
+//   receivers before that one have the value, the others were never sent
+//   it); one that throws while a waiting send moves into the room a recv()
+//   made costs that receiver the value (counted in lagged()).
 //
 // Cancel safety:
 // - send cancelled while waiting (its frame destroyed, e.g. by timeout):

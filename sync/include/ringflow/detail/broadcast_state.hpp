@@ -231,13 +231,23 @@ class broadcast_state {
     while (q.owed_ && q.room_locked()) {
       send_node* s = q.owed_;
       q.owed_ = next_send(s);  // owed here too (see the top of this file)
-      s->kept_ = true;
       if (--s->owed_count_ == 0) {
         q.push_locked(g, std::move(s->value_));  // its last receiver
         settle_locked(g, s, send_status::sent);
       } else {
-        q.push_locked(g, T(s->value_));
+        copy_in_locked(g, q, *s);
       }
+    }
+  }
+
+  // A copy that throws here, where a recv made room, would leave the recv
+  // half done: this receiver loses the value instead (counted in lagged()).
+  void copy_in_locked(affinity_guard& g, queue& q, send_node& s) {
+    try {
+      q.push_locked(g, T(s.value_));
+      s.kept_ = true;
+    } catch (...) {
+      ++q.stats_.dropped;
     }
   }
 
