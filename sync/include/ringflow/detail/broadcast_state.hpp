@@ -193,16 +193,20 @@ class broadcast_state {
   send_status fan_out_locked(affinity_guard& g, send_node& s) {
     if (closed_) return send_status::closed;
     T& v = s.value_;
-    std::size_t owed = 0;
-    bool kept = false;
+    // Counted in s as the loop goes: should a copy throw, s is consistent
+    // for whoever settles or withdraws it.
+    std::size_t& owed = s.owed_count_;
+    bool& kept = s.kept_;
+    owed = 0;
+    kept = false;
     for (queue* q = first_; q; q = q->next) {
       // The value itself goes to the last receiver when nobody waits for it.
       const bool last = q->next == nullptr && owed == 0;
       if (q->policy_ == overflow::block) {
         if (q->owed_ || !q->room_locked()) {
           if (!q->owed_) q->owed_ = &s;
-          // Queued at once: should a copy below throw, s is already where
-          // its destructor withdraws it from.
+          // Queued at once: should a copy below throw, its destructor
+          // withdraws it from there.
           if (owed++ == 0) wait_locked(s);
           continue;
         }
@@ -220,8 +224,6 @@ class broadcast_state {
       }
       if (r == send_status::sent) kept = true;
     }
-    s.owed_count_ = owed;
-    s.kept_ = kept;
     if (owed) return send_status::full;
     return kept ? send_status::sent : send_status::dropped;
   }
@@ -285,8 +287,12 @@ class broadcast_state {
   void settle_locked(affinity_guard& g, send_node* s, send_status result) {
     waiting_sends_.remove(s);
     s->result_ = result;
-    s->state = result == send_status::closed ? wait_state::closed : wait_state::handed;
-    if (s->handle) g.schedule(s->owner, s->handle);
+    const wait_state st = result == send_status::closed ? wait_state::closed : wait_state::handed;
+    if (s->handle) {
+      queue::wake_locked(g, s, st);  // an uncancellable sender may move to this worker
+    } else {
+      s->state = st;
+    }
   }
 
   std::atomic<std::size_t> refs_{1};  // the broadcast and each receiver
@@ -318,7 +324,8 @@ class [[nodiscard]] broadcast_send_awaiter : waiter_node {
     result_ = s_.fan_out_locked(g, *this);
     return result_ != send_status::full;
   }
-  bool await_suspend(std::coroutine_handle<> h) {
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
     typename broadcast_state<T>::guard g(s_);
     if (state != wait_state::waiting) {  // settled since await_ready
       registered = false;
@@ -327,6 +334,9 @@ class [[nodiscard]] broadcast_send_awaiter : waiter_node {
     }
     handle = h;
     owner = tls_worker;
+    // Its waker may place it on its own worker (worker::place_woken); the
+    // wait itself never changes: a settled send holds no claim.
+    uncancellable_task = uncancellable_task_of(h);
     return true;
   }
   send_status await_resume() noexcept {
@@ -376,11 +386,14 @@ class [[nodiscard]] broadcast_recv_awaiter : waiter_node {
     typename broadcast_state<T>::guard g(*q_.state);
     return try_complete_locked(g);
   }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
     typename broadcast_state<T>::guard g(*q_.state);
     // Unlocked, nothing but this task touched the broadcast since await_ready.
     if (g.locked() && try_complete_locked(g)) return h;
-    q_.enqueue_locked(this, q_.receivers_, h);
+    // An uncancellable task may be placed on its waker's worker; it is still
+    // handed a claim, settled when it runs.
+    q_.enqueue_locked(this, q_.receivers_, h, uncancellable_task_of(h));
     return tls_worker->next_ready_for_transfer();
   }
   std::optional<T> await_resume() {
