@@ -62,7 +62,14 @@ struct run_result {
   std::uint64_t allocs;
 };
 
-run_result ringflow_broadcast(unsigned workers, std::size_t receivers, std::size_t cap, value n) {
+// spawned: every task started with spawn() (round-robin, and a woken task may
+// move to its waker's worker, as Tokio's are placed); together: all pinned
+// to one worker (spawn_on), the placement the runtime reaches when nothing
+// spreads the tasks again.
+enum class placement { spawned, together };
+
+run_result ringflow_broadcast(unsigned workers, std::size_t receivers, std::size_t cap, value n,
+                              placement where = placement::spawned) {
   ringflow::runtime rt({.threads = workers});
   broadcast<value> b(cap, ringflow::overflow::block);
   std::vector<broadcast<value>::receiver> rs;
@@ -70,20 +77,31 @@ run_result ringflow_broadcast(unsigned workers, std::size_t receivers, std::size
   std::uint64_t a0 = 0, a1 = 0;
   auto t0 = clock_type::now();
   bool ok = rt.block_on([](ringflow::runtime* rt, broadcast<value>* b, std::vector<broadcast<value>::receiver>* rs,
-                           std::size_t receivers, value n, std::uint64_t* a0, std::uint64_t* a1) -> task<bool> {
+                           std::size_t receivers, value n, std::uint64_t* a0, std::uint64_t* a1,
+                           placement where) -> task<bool> {
     // Subscribed on a worker, as the tasks using it run: an object first
     // touched by a thread outside the runtime takes its lock from the start
     // (detail/affinity.hpp).
     for (std::size_t i = 0; i < receivers; ++i) rs->push_back(b->subscribe());
     std::vector<ringflow::join_handle<value>> cs;
     cs.reserve(rs->size());
-    for (auto& r : *rs) cs.push_back(rt->spawn(consume(&r)));  // round-robin over the workers
-    co_await rt->spawn(produce(b, n, a0, a1));
+    const unsigned last = rt->threads() - 1;
+    for (auto& r : *rs) {
+      if (where == placement::spawned) {
+        cs.push_back(rt->spawn(consume(&r)));
+      } else {
+        cs.push_back(rt->spawn_on(last, consume(&r)));
+      }
+    }
+    // Started outside the co_await: a conditional temporary inside one trips g++ 12.
+    ringflow::join_handle<void> p =
+        where == placement::spawned ? rt->spawn(produce(b, n, a0, a1)) : rt->spawn_on(last, produce(b, n, a0, a1));
+    co_await std::move(p);
     b->close();
     bool good = true;
     for (auto& c : cs) good = (co_await std::move(c)) == n * (n - 1) / 2 && good;
     co_return good;
-  }(&rt, &b, &rs, receivers, n, &a0, &a1));
+  }(&rt, &b, &rs, receivers, n, &a0, &a1, where));
   double ns = std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
   if (!ok) {
     fmt::print(stderr, "broadcast_bench: checksum mismatch\n");
@@ -135,25 +153,32 @@ int main(int argc, char** argv) {
   }
   constexpr std::size_t cap = 1024;
   std::vector<std::string> rows;
-  for (unsigned workers : {1u, 2u}) {
+  struct scenario {
+    const char* name;
+    unsigned workers;
+    placement where;
+  };
+  for (scenario sc : {scenario{"broadcast", 1, placement::spawned}, scenario{"broadcast", 2, placement::spawned},
+                      scenario{"broadcast_colocated", 2, placement::together}}) {
+    const unsigned workers = sc.workers;
     for (std::size_t receivers : {std::size_t{1}, std::size_t{16}, std::size_t{256}}) {
       const value n = std::max<value>(o.deliveries / receivers, 4096);
-      ringflow_broadcast(workers, receivers, cap, n);  // warm-up, not measured
+      ringflow_broadcast(workers, receivers, cap, n, sc.where);  // warm-up, not measured
       std::vector<double> runs;
       std::uint64_t allocs = 0;
       for (int r = 0; r < o.reps; ++r) {
-        run_result res = ringflow_broadcast(workers, receivers, cap, n);
+        run_result res = ringflow_broadcast(workers, receivers, cap, n, sc.where);
         runs.push_back(res.ns_per_delivery);
         allocs = std::max(allocs, res.allocs);
       }
       std::string rs;
       for (double r : runs) rs += fmt::format("{}{:.2f}", rs.empty() ? "" : ",", r);
       rows.push_back(fmt::format(
-          R"({{"impl":"ringflow","scenario":"broadcast","workers":{},"receivers":{},"capacity":{},"values":{},)"
+          R"({{"impl":"ringflow","scenario":"{}","workers":{},"receivers":{},"capacity":{},"values":{},)"
           R"("ns_per_value_per_receiver":{:.2f},"runs":[{}],"steady_allocs":{}}})",
-          workers, receivers, cap, n, median(runs), rs, allocs));
-      fmt::print(stderr, "  ringflow  w={} receivers={:<4} {:>8.2f} ns/value/receiver\n", workers, receivers,
-                 median(runs));
+          sc.name, workers, receivers, cap, n, median(runs), rs, allocs));
+      fmt::print(stderr, "  ringflow  {:<19} w={} receivers={:<4} {:>8.2f} ns/value/receiver\n", sc.name, workers,
+                 receivers, median(runs));
     }
   }
   std::string body;
