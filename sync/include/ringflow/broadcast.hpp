@@ -1,7 +1,8 @@
 // broadcast<T>: every value to every receiver, each receiver with a buffer
-// and an overflow policy of its own (Tokio's broadcast, where one lagging
-// receiver cannot make the others lose values, nor lose them itself unless
-// it chose to).
+// and an overflow policy of its own. Where Tokio's broadcast makes a
+// receiver that falls behind lose values (and report an error), each
+// receiver here chooses: block (lossless; the sender waits for it) or a
+// drop policy (it loses, alone, and counts what it lost).
 //
 //   ringflow::broadcast<quote> quotes(64);                    // default: drop_oldest
 //   auto ui = quotes.subscribe();                             // 64, drop_oldest
