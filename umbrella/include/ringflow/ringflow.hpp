@@ -25,3 +25,5 @@
 #include <ringflow/circuit_breaker.hpp>
 #include <ringflow/task_group.hpp>
 #include <ringflow/semaphore.hpp>
+#include <ringflow/broadcast.hpp>
+#include <ringflow/watch.hpp>
