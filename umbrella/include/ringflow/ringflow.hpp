@@ -2,6 +2,8 @@
 // This umbrella header includes the whole public API.
 #pragma once
 
+#include <ringflow/features.hpp>
+
 #include <ringflow/join_handle.hpp>
 #include <ringflow/runtime.hpp>
 #include <ringflow/sleep.hpp>
@@ -20,3 +22,6 @@
 #include <ringflow/rate_limiter.hpp>
 #include <ringflow/circuit_breaker.hpp>
 #include <ringflow/task_group.hpp>
+#if RINGFLOW_HAS_REDIS
+#include <ringflow/redis.hpp>
+#endif
