@@ -473,14 +473,25 @@ namespace {
 
 // Many ECHOs, each with a random short deadline, from tasks on two workers:
 // whatever completes must be its own value.
-task<int> racing_echoes(connection* c, int id, int rounds) {
+struct race_counts {
+  std::atomic<int> completed{0};
+  std::atomic<int> cancelled{0};
+};
+
+task<int> racing_echoes(connection* c, race_counts* counts, int id, int rounds) {
   std::mt19937 rng(static_cast<unsigned>(id));
   int wrong = 0;
   for (int i = 0; i < rounds; ++i) {
     std::string v = std::to_string(id) + ":" + std::to_string(i);
-    auto d = std::chrono::microseconds(rng() % 300);
+    // Every 20th deadline is 0: cancelled at its first suspension, whatever the machine's load.
+    auto d = std::chrono::microseconds(i % 20 == 0 ? 0 : rng() % 300);
     std::optional<reply> r = co_await ringflow::timeout(d, c->command("ECHO", v));
-    if (r && r->str() != v) ++wrong;
+    if (!r) {
+      ++counts->cancelled;
+    } else {
+      ++counts->completed;
+      if (r->str() != v) ++wrong;
+    }
   }
   co_return wrong;
 }
@@ -493,11 +504,15 @@ TEST_CASE("redis: commands racing timeouts on two workers never get another's re
   redis_server server;
   run([](const redis_server* s, int n, int rounds_each) -> task<void> {
     connection c = co_await connect(*s, 32);
+    race_counts counts;
     std::vector<ringflow::join_handle<int>> hs;
-    for (int i = 0; i < n; ++i) hs.push_back(ringflow::spawn(racing_echoes(&c, i, rounds_each)));
+    for (int i = 0; i < n; ++i) hs.push_back(ringflow::spawn(racing_echoes(&c, &counts, i, rounds_each)));
     int wrong = 0;
     for (auto& h : hs) wrong += co_await std::move(h);
+    INFO("completed " << counts.completed.load() << ", cancelled " << counts.cancelled.load());
     REQUIRE(wrong == 0);
+    REQUIRE(counts.completed.load() + counts.cancelled.load() == n * rounds_each);
+    REQUIRE(counts.cancelled.load() > 0);  // the race did happen
     // Every dropped reply was read: the pipeline is in step again.
     for (int i = 0; i < 10; ++i) {
       std::string got = co_await echo(&c, "check" + std::to_string(i));
