@@ -346,13 +346,13 @@ task<void> many_commands(const redis_server* s, int count, std::size_t max_in_fl
 }  // namespace
 
 TEST_CASE("redis: 10,000 concurrent commands from tasks on two workers each get their own reply", "[redis]") {
-  const int count = tsan ? 2000 : 10000;
+  const int count = 10000;
   redis_server server;
   run(many_commands(&server, count, 1024), 2);
 }
 
 TEST_CASE("redis: concurrent commands through a narrow window (max_in_flight 8)", "[redis]") {
-  const int count = tsan ? 500 : 3000;
+  const int count = 3000;
   redis_server server;
   run(many_commands(&server, count, 8), 2);
 }
@@ -500,7 +500,7 @@ task<int> racing_echoes(connection* c, race_counts* counts, int id, int rounds) 
 
 TEST_CASE("redis: commands racing timeouts on two workers never get another's reply", "[redis]") {
   const int tasks = 16;
-  const int rounds = tsan ? 100 : 500;
+  const int rounds = tsan ? 200 : 500;
   redis_server server;
   run([](const redis_server* s, int n, int rounds_each) -> task<void> {
     connection c = co_await connect(*s, 32);
