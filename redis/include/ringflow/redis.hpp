@@ -40,7 +40,8 @@
 // Not supported, refused with std::invalid_argument: commands that change how
 // the server replies (SUBSCRIBE and its kin, MONITOR, CLIENT REPLY), since
 // their replies do not pair with commands. RESP3 (HELLO 3) needs hiredis 1.0
-// or later; with hiredis 0.14 its first RESP3 reply is a protocol error.
+// or later; with hiredis 0.14 its first RESP3 reply is a protocol error, and
+// so is an array nested more than 7 deep (hiredis 0.14's limit).
 #pragma once
 
 #include <cstddef>
