@@ -12,6 +12,11 @@ ringflow::task<int> answer() {
 }  // namespace
 
 int main() {
+#if RINGFLOW_HAS_REDIS
+  // Links the Redis client's objects, which need hiredis from ringflow.pc.
+  ringflow::redis::connection not_connected;
+  if (not_connected.is_open()) return 1;
+#endif
   ringflow::runtime rt({.threads = 1});
   int v = rt.block_on(answer());
   std::printf("consumer: block_on returned %d\n", v);

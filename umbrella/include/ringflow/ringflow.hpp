@@ -2,6 +2,8 @@
 // This umbrella header includes the whole public API.
 #pragma once
 
+#include <ringflow/features.hpp>
+
 #include <ringflow/blocking.hpp>
 #include <ringflow/fd_wait.hpp>
 #include <ringflow/join_handle.hpp>
@@ -27,3 +29,6 @@
 #include <ringflow/semaphore.hpp>
 #include <ringflow/broadcast.hpp>
 #include <ringflow/watch.hpp>
+#if RINGFLOW_HAS_REDIS
+#include <ringflow/redis.hpp>
+#endif

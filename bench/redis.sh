@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Redis client benchmark: ringflow's redis::connection (bench/redis_bench)
+# against redis-benchmark (Debian's redis-tools: hiredis-based C on epoll)
+# with the same load on the same redis-server in the same run: PING and
+# SET key:bench xxx at pipeline depth 1, 16 and 128 over 1 and 50
+# connections, N requests per row.
+#
+# Usage: bench/redis.sh [--quick] [--requests N] [--rounds R] [--pipelines "1 16 128"] [--connections "1 50"]
+#   default: 200000 requests per row, 3 rounds; --quick: 20000 requests, 1 round
+# Pipeline depth D: redis-benchmark -P D sends D commands and waits for the D
+# replies; redis_bench keeps D commands in flight per connection all the
+# time (D tasks each sending its next command when its reply came, with
+# max_in_flight D).
+# The server runs pinned to core 0 (taskset -c 0), each client to core 1,
+# one client thread each. Client CPU (user + sys of the client process,
+# getrusage) per request is the efficiency figure. Rounds are interleaved
+# (both clients once per round) and each row reports the median round.
+# stdout: one JSON document; stderr: progress and a table with the ratios
+# ringflow / redis-benchmark (req/s: higher is better; CPU: lower is better).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=build/bench
+requests=200000
+rounds=3
+pipelines="1 16 128"
+conns_list="1 50"
+while (($#)); do
+  case $1 in
+    --quick) requests=20000 rounds=1; shift ;;
+    --requests) requests=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --pipelines) pipelines=$2; shift 2 ;;
+    --connections) conns_list=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: bench/redis.sh [--quick] [--requests N] [--rounds R] [--pipelines \"1 16 128\"] [--connections \"1 50\"]" >&2; exit 2 ;;
+  esac
+done
+for tool in redis-server redis-benchmark python3 taskset; do
+  command -v "$tool" >/dev/null || { echo "bench/redis.sh: $tool is missing (scripts/setup.sh --tests installs it)" >&2; exit 1; }
+done
+
+# ---- build ------------------------------------------------------------------
+if [[ ! -f $out/build.ninja ]]; then
+  meson setup "$out" --buildtype=release -Dtests=false -Dredis=enabled >/dev/null
+fi
+build_log=$(mktemp)
+if ! ninja -C "$out" bench/redis_bench >"$build_log" 2>&1; then
+  cat "$build_log" >&2; rm -f "$build_log"; exit 1
+fi
+rm -f "$build_log"
+
+exec python3 - "$out/bench/redis_bench" "$requests" "$rounds" "$pipelines" "$conns_list" <<'PY'
+import json, os, resource, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+bench, requests, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pipelines = [int(x) for x in sys.argv[4].split()]
+conns_list = [int(x) for x in sys.argv[5].split()]
+commands = [["PING"], ["SET", "key:bench", "xxx"]]
+cores = os.cpu_count() or 1
+server_core, client_core = ("0", "1") if cores >= 2 else ("0", "0")
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+def ping(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+tmp = tempfile.mkdtemp(prefix="ringflow-redis-bench.")
+port = free_port()
+server = subprocess.Popen(["taskset", "-c", server_core, "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                           "--save", "", "--appendonly", "no", "--dir", tmp, "--logfile", tmp + "/redis.log"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    deadline = time.time() + 20
+    while not ping(port):
+        if server.poll() is not None or time.time() > deadline:
+            sys.exit("bench/redis.sh: redis-server did not start")
+        time.sleep(0.01)
+
+    def timed(cmd):
+        """Runs cmd, returns (stdout, client CPU seconds)."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        p = subprocess.run(["taskset", "-c", client_core] + cmd, capture_output=True, text=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if p.returncode != 0:
+            sys.exit(f"bench/redis.sh: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return p.stdout, cpu
+
+    def run_ringflow(command, conns, depth):
+        out, cpu = timed([bench, "--port", str(port), "--connections", str(conns), "--pipeline", str(depth),
+                          "--requests", str(requests)] + command)
+        r = json.loads(out)
+        return r["rps"], cpu * 1e6 / requests
+
+    def run_redis_benchmark(command, conns, depth):
+        t0 = time.monotonic()
+        out, cpu = timed(["redis-benchmark", "-p", str(port), "-c", str(conns), "-P", str(depth),
+                          "-n", str(requests), "--csv"] + command)
+        wall = time.monotonic() - t0
+        lines = [l for l in out.splitlines() if l.strip()]
+        rps = float(lines[-1].split(",")[1].strip('"'))
+        return rps, cpu * 1e6 / requests
+
+    clients = {"ringflow": run_ringflow, "redis-benchmark": run_redis_benchmark}
+    rows = []
+    for command in commands:
+        for depth in pipelines:
+            for conns in conns_list:
+                rows.append({"command": " ".join(command), "argv": command, "pipeline": depth, "connections": conns,
+                             "runs": {name: [] for name in clients}})
+    for rnd in range(rounds):
+        for row in rows:
+            for name, fn in clients.items():
+                rps, cpu = fn(row["argv"], row["connections"], row["pipeline"])
+                row["runs"][name].append({"rps": rps, "cpu_us_per_request": cpu})
+                print(f"round {rnd + 1}/{rounds}: {row['command']:<20} P={row['pipeline']:<4} c={row['connections']:<3} "
+                      f"{name:<16} {rps:>11.0f} req/s {cpu:7.3f} us CPU/req", file=sys.stderr)
+
+    def median_run(runs):
+        by_rps = sorted(runs, key=lambda r: r["rps"])
+        return {"rps": by_rps[len(by_rps) // 2]["rps"],
+                "cpu_us_per_request": statistics.median(r["cpu_us_per_request"] for r in runs)}
+
+    result = {"benchmark": "redis", "requests": requests, "rounds": rounds, "server_core": server_core,
+              "client_core": client_core, "rows": []}
+    print(f"\n{'command':<20} {'P':>4} {'c':>3} {'ringflow req/s':>15} {'r-b req/s':>12} {'ratio':>6} "
+          f"{'ringflow us/req':>16} {'r-b us/req':>11} {'ratio':>6}", file=sys.stderr)
+    for row in rows:
+        med = {name: median_run(runs) for name, runs in row["runs"].items()}
+        rf, rb = med["ringflow"], med["redis-benchmark"]
+        result["rows"].append({"command": row["command"], "pipeline": row["pipeline"], "connections": row["connections"],
+                               "ringflow": rf, "redis_benchmark": rb,
+                               "rps_ratio": rf["rps"] / rb["rps"],
+                               "cpu_ratio": rf["cpu_us_per_request"] / rb["cpu_us_per_request"]})
+        print(f"{row['command']:<20} {row['pipeline']:>4} {row['connections']:>3} {rf['rps']:>15.0f} {rb['rps']:>12.0f} "
+              f"{rf['rps'] / rb['rps']:>6.2f} {rf['cpu_us_per_request']:>16.3f} {rb['cpu_us_per_request']:>11.3f} "
+              f"{rf['cpu_us_per_request'] / rb['cpu_us_per_request']:>6.2f}", file=sys.stderr)
+    print(json.dumps(result, indent=1))
+finally:
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+PY

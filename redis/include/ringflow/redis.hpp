@@ -1,0 +1,173 @@
+// ringflow::redis: a Redis client on io_uring. One connection carries the
+// commands of many tasks, pipelined in order, with a bound on how many are
+// sent and unanswered (backpressure towards the callers).
+//
+//   auto c = co_await ringflow::redis::connection::connect("127.0.0.1", 6379);
+//   co_await c.command("SET", "answer", 42);
+//   ringflow::redis::reply r = co_await c.command("GET", "answer");
+//   assert(r.str() == "42");
+//   std::vector<std::string> argv{"LPUSH", "jobs", "a", "b"};
+//   long long n = (co_await c.command(std::move(argv))).integer();
+//
+// RESP is parsed by hiredis's redisReader and commands are formatted by its
+// redisFormatCommandArgv; the bytes travel on ringflow's tcp_stream. Built
+// only when hiredis was found (meson -Dredis=auto|enabled; RINGFLOW_HAS_REDIS
+// in <ringflow/features.hpp>), and ringflow.pc then requires hiredis.
+//
+// Pipelining. command() queues its formatted command and suspends until its
+// reply arrives. One writer task sends what is queued in batches (one send
+// for many commands) and one reader task hands the replies out in order, so
+// commands from many tasks, on any workers, share one TCP connection and each
+// gets its own reply. Both tasks run on the worker that connected.
+//
+// Backpressure. At most max_in_flight commands are sent (or queued to be
+// sent) and unanswered; a further command() suspends, in FIFO order, until a
+// reply frees a place. A command cancelled after it was sent keeps its place
+// until its reply arrives and is discarded.
+//
+// Errors. An error reply ("-ERR ...", "-WRONGTYPE ...") throws redis::error
+// with the server's text; the connection stays usable. When the connection is
+// lost (the server closed it or reset it, a read or write failed) every
+// command in flight, queued or waiting for a place, and every later one,
+// throws std::system_error with the errno (ECONNRESET when the server closed
+// it); so does a reply hiredis cannot parse (EPROTO: the connection is closed
+// then, since the byte stream can no longer be trusted), and a connection
+// closed by close(), its destructor or the shutdown of the runtime its
+// writer and reader run on (ECONNABORTED) fails what was in flight.
+// Bad arguments throw std::invalid_argument from the call itself; a
+// default-constructed or moved-from connection throws std::logic_error.
+//
+// Not supported, refused with std::invalid_argument: commands that change how
+// the server replies (SUBSCRIBE and its kin, MONITOR, CLIENT REPLY), since
+// their replies do not pair with commands. RESP3 (HELLO 3) needs hiredis 1.0
+// or later; with hiredis 0.14 its first RESP3 reply is a protocol error, and
+// so is an array nested more than 7 deep (hiredis 0.14's limit).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// Before the declarations, unlike other machinery: command()'s constraint
+// and body need the argument formatting.
+#include <ringflow/detail/redis_command.hpp>
+#include <ringflow/task.hpp>
+
+namespace ringflow::redis {
+
+namespace detail {
+struct connection_state;
+struct connection_access;
+struct reply_builder;
+}  // namespace detail
+
+// An error reply; what() is the server's text ("WRONGTYPE Operation ...").
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One RESP value. Accessors of another kind throw std::logic_error.
+class reply {
+ public:
+  // error: only inside an array (an EXEC with a failed command); an error
+  // reply at the top throws redis::error instead.
+  enum class kind { nil, integer, string, status, array, error };
+
+  reply() noexcept = default;  // nil
+
+  kind type() const noexcept { return kind_; }
+  bool is_nil() const noexcept { return kind_ == kind::nil; }
+  long long integer() const;                // integer
+  std::string_view str() const;             // string, status or error
+  std::span<const reply> elements() const;  // array (a nil array is nil)
+
+ private:
+  friend struct detail::reply_builder;
+  kind kind_ = kind::nil;
+  long long integer_ = 0;
+  std::string str_;
+  std::vector<reply> elements_;
+};
+
+struct connection_options {
+  // Commands sent (or queued to be sent) and awaiting replies; command()
+  // suspends beyond it (backpressure on pipelining). 0: std::invalid_argument.
+  std::size_t max_in_flight = 1024;
+};
+
+class connection {
+ public:
+  // Not connected: command() throws std::logic_error.
+  connection() noexcept = default;
+  connection(connection&&) noexcept = default;
+  // Closes this connection first (as close()).
+  connection& operator=(connection&& o) noexcept;
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  // Closes the connection (see close()).
+  ~connection() { close(); }
+
+  // Connects with TCP_NODELAY and starts the connection's writer and reader
+  // tasks on the calling worker. host is copied at once and opts read at
+  // once (a plain function: the arguments may die before the task runs).
+  // Throws std::invalid_argument (max_in_flight 0, an empty host, port 0,
+  // from the call), std::system_error (refused, unresolvable: from the task).
+  // Cancel safety: as tcp_stream::connect; nothing is started until it is
+  // connected.
+  static task<connection> connect(std::string_view host, std::uint16_t port, connection_options opts = {});
+
+  // Sends args as one command (args[0] is its name) and returns its reply.
+  // Throws std::invalid_argument (from the call) for an empty args or a
+  // command hiredis cannot format (over 2 GiB), redis::error for an error
+  // reply, std::system_error when the connection is lost (see above).
+  // Cancel safety: a command()'s task may be cancelled (ringflow::timeout)
+  // at any point. Not yet sent, it is withdrawn and never sent; sent, its
+  // reply is read and discarded when it comes, and every other command
+  // still gets its own reply. A cancelled blocking command (BLPOP) still
+  // holds the connection on the server until it returns.
+  task<reply> command(std::vector<std::string> args);
+
+  // command("SET", key, 42): each argument a std::string, std::string_view,
+  // const char* (not null), char array (up to its first '\0'), integer or
+  // floating-point number (shortest round-trip text), formatted and copied
+  // before the call returns, so temporaries may die at once. Other types
+  // (bool, char, ...) do not compile. Throws, and is cancel-safe, as above.
+  // A plain function, not a coroutine: a braced list across a co_await does
+  // not compile with g++ 12, and temporaries must not dangle.
+  template <class... Args>
+    requires(sizeof...(Args) > 0 && (detail::command_argument<Args> && ...))
+  task<reply> command(const Args&... args) {
+    const detail::argument_text texts[] = {detail::argument_text(args)...};
+    std::string_view views[sizeof...(Args)];
+    for (std::size_t i = 0; i < sizeof...(Args); ++i) views[i] = texts[i].view();
+    return send(detail::format_command(views));
+  }
+
+  // Closes the connection (idempotent, any thread): what is in flight,
+  // queued or waiting for a place throws std::system_error(ECONNABORTED);
+  // this object is then not connected (a later command() throws
+  // std::logic_error, as on a closed tcp_stream).
+  void close() noexcept;
+  // False when not connected, closed, or lost.
+  bool is_open() const noexcept;
+  // Commands sent (or queued to be sent) and unanswered, cancelled ones
+  // whose replies are still to come included; at most max_in_flight.
+  std::size_t in_flight() const noexcept;
+  // command()s suspended for a place (max_in_flight reached).
+  std::size_t waiting() const noexcept;
+
+ private:
+  explicit connection(std::shared_ptr<detail::connection_state> s) noexcept : st_(std::move(s)) {}
+  friend struct detail::connection_access;
+  task<reply> send(detail::command_bytes cmd);
+
+  std::shared_ptr<detail::connection_state> st_;
+};
+
+}  // namespace ringflow::redis
