@@ -15,6 +15,10 @@
 //                          acquire finds the unit held and suspends
 //   semaphore_hammer       two tasks on semaphore(1), N/2 tight acquire+release
 //                          each, no yield (2 workers: both cores on one lock)
+//   task_group_spawn_join  one task spawns N/8 empty tasks into a
+//                          task_group<void>(64) (spawn suspends at 64
+//                          running), reaping with try_next(), then drains it
+//                          with next(); ns per task (spawn + run + join)
 // Each on 1 worker and on 2 (hammer: 2 only; on one worker it never contends).
 #include <fmt/core.h>
 
@@ -94,7 +98,25 @@ using clock_type = std::chrono::steady_clock;
 
 std::atomic<std::uint64_t> g_sink{0};  // keeps the loops' work observable
 
-enum class kind { uncontended, contended, hammer };
+enum class kind { uncontended, contended, hammer, group };
+
+task<void> empty_task() { co_return; }
+
+task<void> group_loop(std::uint64_t n) {
+  ringflow::task_group<void> g(64);
+  std::uint64_t joined = 0;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    co_await g.spawn(empty_task());
+    while (g.try_next()) ++joined;
+  }
+  for (;;) {
+    bool more = co_await g.next();
+    if (!more) break;
+    ++joined;
+  }
+  if (joined != n) throw std::runtime_error("task_group: a task went missing");
+  g_sink.fetch_add(joined, std::memory_order_relaxed);
+}
 
 task<void> acquire_loop(semaphore& s, std::uint64_t n, bool yield_while_holding) {
   std::uint64_t got = 0;
@@ -115,7 +137,9 @@ sample once(ringflow::runtime& rt, kind k, std::uint64_t ops) {
   semaphore s(1);
   const std::uint64_t a0 = g_allocs.load(std::memory_order_relaxed);
   const auto t0 = clock_type::now();
-  if (k == kind::uncontended) {
+  if (k == kind::group) {
+    rt.spawn(group_loop(ops)).wait();
+  } else if (k == kind::uncontended) {
     rt.spawn(acquire_loop(s, ops, false)).wait();
   } else {
     auto a = rt.spawn(acquire_loop(s, ops / 2, k == kind::contended));
@@ -198,25 +222,27 @@ int main(int argc, char** argv) try {
       {"semaphore_uncontended", kind::uncontended, 1}, {"semaphore_uncontended", kind::uncontended, 2},
       {"semaphore_contended", kind::contended, 1},     {"semaphore_contended", kind::contended, 2},
       {"semaphore_hammer", kind::hammer, 2},
+      {"task_group_spawn_join", kind::group, 1},       {"task_group_spawn_join", kind::group, 2},
   };
   std::string out = fmt::format("{{\"bench\":\"sync\",\"ops\":{},\"reps\":{},\"statistic\":\"median\",\"results\":[",
                                 o.ops, o.reps);
   bool first = true;
   for (const row& r : rows) {
     ringflow::runtime rt({.threads = r.workers});
-    (void)once(rt, r.k, o.ops);  // warm-up
+    const std::uint64_t ops = r.k == kind::group ? o.ops / 8 : o.ops;
+    (void)once(rt, r.k, ops);  // warm-up
     std::vector<double> ns, allocs;
     for (unsigned i = 0; i < o.reps; ++i) {
-      const sample s = once(rt, r.k, o.ops);
-      ns.push_back(s.ns / static_cast<double>(o.ops));
-      allocs.push_back(static_cast<double>(s.allocs) / static_cast<double>(o.ops));
+      const sample s = once(rt, r.k, ops);
+      ns.push_back(s.ns / static_cast<double>(ops));
+      allocs.push_back(static_cast<double>(s.allocs) / static_cast<double>(ops));
     }
     std::string runs;
     for (double v : ns) runs += fmt::format("{}{:.2f}", runs.empty() ? "" : ",", v);
     out += fmt::format(
         "{}\n  {{\"impl\":\"ringflow\",\"scenario\":\"{}\",\"workers\":{},\"ops\":{},\"ns_per_op\":{:.2f},"
         "\"runs\":[{}],\"allocs_per_op\":{:.4f}}}",
-        first ? "" : ",", r.scenario, r.workers, o.ops, median(ns), runs, median(allocs));
+        first ? "" : ",", r.scenario, r.workers, ops, median(ns), runs, median(allocs));
     first = false;
   }
   out += "\n]}\n";

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 fn fail(msg: &str) -> ! {
     eprintln!("syncbench: {}", msg);
@@ -29,6 +30,26 @@ enum Kind {
     Uncontended,
     Contended,
     Hammer,
+    Group,
+}
+
+/// n empty tasks through a JoinSet holding at most 64 (joining one before
+/// each spawn at the limit, as task_group(64)'s spawn waits), then drained.
+async fn group_loop(n: u64) -> u64 {
+    let mut set = JoinSet::new();
+    let mut joined = 0u64;
+    for _ in 0..n {
+        while set.len() >= 64 {
+            set.join_next().await.unwrap().unwrap_or_else(|e| fail(&e.to_string()));
+            joined += 1;
+        }
+        set.spawn(async {});
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap_or_else(|e| fail(&e.to_string()));
+        joined += 1;
+    }
+    joined
 }
 
 /// n acquire+release of one unit; `yield_while_holding` yields before release.
@@ -52,7 +73,9 @@ fn once(rt: &Runtime, kind: Kind, ops: u64) -> Duration {
     rt.block_on(async move {
         let s = Arc::new(Semaphore::new(1));
         let start = Instant::now();
-        let got = if kind == Kind::Uncontended {
+        let got = if kind == Kind::Group {
+            tokio::spawn(group_loop(ops)).await.unwrap_or_else(|e| fail(&e.to_string()))
+        } else if kind == Kind::Uncontended {
             tokio::spawn(acquire_loop(s.clone(), ops, false)).await.unwrap_or_else(|e| fail(&e.to_string()))
         } else {
             let y = kind == Kind::Contended;
@@ -119,9 +142,12 @@ fn main() {
         ("semaphore_contended", Kind::Contended, 1),
         ("semaphore_contended", Kind::Contended, 2),
         ("semaphore_hammer", Kind::Hammer, 2),
+        ("task_group_spawn_join", Kind::Group, 1),
+        ("task_group_spawn_join", Kind::Group, 2),
     ];
     for (scenario, kind, workers) in rows {
         let rt = runtime(workers);
+        let ops = if kind == Kind::Group { ops / 8 } else { ops };
         once(&rt, kind, ops); // warm-up
         let runs: Vec<f64> = (0..reps).map(|_| round2(once(&rt, kind, ops).as_nanos() as f64 / ops as f64)).collect();
         let parts: Vec<String> = runs.iter().map(|r| format!("{}", r)).collect();
