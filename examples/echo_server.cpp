@@ -66,8 +66,8 @@ ringflow::task<> accept_loop(ringflow::tcp_listener& l, ringflow::task_group<>& 
   }
 }
 
-// co_await stays out of conditions here: with g++ 12, `if (co_await
-// timeout(grace, drain(conns)))` freed an invalid pointer; as statements it is sound.
+// Not `while (co_await conns.next()) {}`: g++ 12 compiles a loop whose
+// condition awaits and whose body is empty into a trap (SIGILL) on resume.
 ringflow::task<> drain(ringflow::task_group<>& conns) {
   for (;;) {
     bool more = co_await conns.next();
