@@ -56,6 +56,9 @@ class affinity_guard {
   [[gnu::always_inline]] affinity_guard(affinity& a, spinlock& l) noexcept : lock_(a.needs_lock() ? &l : nullptr) {
     if (lock_) lock_->lock();
   }
+  // Always locks: for an object that takes its lock on every operation (no
+  // affinity), with the same deferred wake.
+  [[gnu::always_inline]] explicit affinity_guard(spinlock& l) noexcept : lock_(&l) { lock_->lock(); }
   affinity_guard(const affinity_guard&) = delete;
   affinity_guard& operator=(const affinity_guard&) = delete;
   [[gnu::always_inline]] ~affinity_guard() { unlock(); }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <ringflow/detail/affinity.hpp>
+#include <ringflow/detail/waiter_list.hpp>
 #include <ringflow/detail/worker.hpp>
 #include <ringflow/publisher.hpp>
 #include <ringflow/runtime.hpp>
@@ -36,30 +37,6 @@ inline void start_owned(task<void>& t) {
   t = task<void>{h};
   tls_worker->schedule_local(h);
 }
-
-enum class lite_state : unsigned char { idle, waiting, woken };
-
-// One suspended party (the producer in emit, or the subscriber in request).
-struct waiter_node_lite {
-  std::coroutine_handle<> handle;
-  worker* owner = nullptr;
-  lite_state state = lite_state::idle;
-
-  void suspend(std::coroutine_handle<> h) {
-    if (!tls_worker) throw std::logic_error("ringflow: a stream was awaited outside a runtime");
-    handle = h;
-    owner = tls_worker;
-    state = lite_state::waiting;
-  }
-  // From the awaiter's destructor: a frame destroyed while suspended here
-  // leaves nothing behind (a queued resume is withdrawn).
-  void withdraw(affinity& a, spinlock& l) {
-    if (state == lite_state::idle) return;
-    affinity_guard g(a, l);
-    if (state == lite_state::woken) owner->unschedule(handle);
-    state = lite_state::idle;
-  }
-};
 
 template <class T>
 struct stream_state {
@@ -95,7 +72,9 @@ struct stream_state {
   std::vector<T> buffer;  // emitted, not yet handed to the subscriber
   bool started = false, finished = false, cancelled = false, error_taken = false;
   std::exception_ptr error;
-  waiter_node_lite producer_wait, subscriber_wait;
+  // The producer suspended in emit() or demanded(), the subscriber in
+  // request(), next() or values(): waiter_nodes in the awaiters.
+  waiter_list producer_waiters, subscriber_waiters;
 
   struct guard : affinity_guard {
     explicit guard(const stream_state& s) : affinity_guard(s.aff, s.lock) {}
@@ -134,7 +113,7 @@ struct stream_state {
     guard g(*s);
     s->finished = true;
     s->error = err;
-    s->wake_locked(g, s->subscriber_wait);
+    s->wake_locked(g, s->subscriber_waiters);
   }
 
   void start_driver() {  // under the guard, on the worker that will run it
@@ -144,10 +123,26 @@ struct stream_state {
     producer_worker->adopt_owned(&driver_link);
   }
 
-  void wake_locked(affinity_guard& g, waiter_node_lite& w) {
-    if (w.state != lite_state::waiting) return;
-    w.state = lite_state::woken;
-    g.schedule(w.owner, w.handle);
+  // A stream's waits are all cancellable (the producer belongs to the
+  // subscription, and the subscriber's task may be timeout's child), so the
+  // waker never completes one: it only queues the resumption.
+  void suspend_locked(waiter_list& list, waiter_node* n, std::coroutine_handle<> h) {
+    if (!tls_worker) throw std::logic_error("ringflow: a stream was awaited outside a runtime");
+    enqueue_waiter(list, n, h);
+  }
+  void wake_locked(affinity_guard& g, waiter_list& list) {
+    if (!list.empty()) wake_waiter(g, list.pop_front(), wait_state::notified);
+  }
+  // The woken waiter runs: it is off the list and its resume has run.
+  static void resumed_locked(waiter_node* n) noexcept {
+    n->state = wait_state::idle;
+    n->registered = false;
+  }
+  // From the awaiter's destructor: a frame destroyed while suspended leaves
+  // nothing behind (off the list, or its queued resume withdrawn).
+  void withdraw(waiter_list& list, waiter_node* n) {
+    guard g(*this);
+    withdraw_waiter(list, n);
   }
 
   // On producer_worker: destroys the producer's frame (every wait it was
@@ -194,7 +189,7 @@ struct stream_state {
       if (cancelled) return;
       cancelled = true;
       buffer.clear();
-      wake_locked(g, subscriber_wait);
+      wake_locked(g, subscriber_waiters);
     }
     end_producer();
   }
@@ -205,7 +200,7 @@ struct stream_state {
 // ---- emitter -------------------------------------------------------------------
 
 template <class T>
-class emitter<T>::emit_awaiter {
+class emitter<T>::emit_awaiter : detail::waiter_node {
  public:
   bool await_ready() {
     typename detail::stream_state<T>::guard g(s_);
@@ -214,26 +209,24 @@ class emitter<T>::emit_awaiter {
   bool await_suspend(std::coroutine_handle<> h) {
     typename detail::stream_state<T>::guard g(s_);
     if (try_emit(g)) return false;
-    s_.producer_wait.suspend(h);
-    suspended_ = true;
+    s_.suspend_locked(s_.producer_waiters, this, h);
     return true;
   }
   bool await_resume() {
-    if (suspended_) {
+    if (registered) {
       typename detail::stream_state<T>::guard g(s_);  // a waker on another worker reads the state
-      s_.producer_wait.state = detail::lite_state::idle;
-      suspended_ = false;
+      s_.resumed_locked(this);
       try_emit(g);
     }
     return result_;
   }
   ~emit_awaiter() {
-    if (suspended_) s_.producer_wait.withdraw(s_.aff, s_.lock);
+    if (registered) s_.withdraw(s_.producer_waiters, this);
   }
 
  private:
   friend class emitter;
-  emit_awaiter(detail::stream_state<T>& s, T&& v) : s_(s), value_(std::move(v)) {}
+  emit_awaiter(detail::stream_state<T>& s, T&& v) : waiter_node(lazy_t{}), s_(s), value_(std::move(v)) {}
   bool try_emit(detail::affinity_guard& g) {
     if (s_.cancelled) {
       result_ = false;
@@ -242,18 +235,17 @@ class emitter<T>::emit_awaiter {
     if (s_.demand == 0) return false;
     --s_.demand;
     s_.buffer.push_back(std::move(value_));
-    s_.wake_locked(g, s_.subscriber_wait);
+    s_.wake_locked(g, s_.subscriber_waiters);
     result_ = true;
     return true;
   }
   detail::stream_state<T>& s_;
   T value_;
   bool result_ = false;
-  bool suspended_ = false;  // only the awaiter that registered may withdraw
 };
 
 template <class T>
-class emitter<T>::demand_awaiter {
+class emitter<T>::demand_awaiter : detail::waiter_node {
  public:
   bool await_ready() {
     typename detail::stream_state<T>::guard g(s_);
@@ -262,27 +254,22 @@ class emitter<T>::demand_awaiter {
   bool await_suspend(std::coroutine_handle<> h) {
     typename detail::stream_state<T>::guard g(s_);
     if (s_.cancelled || s_.demand > 0) return false;
-    s_.producer_wait.suspend(h);
-    suspended_ = true;
+    s_.suspend_locked(s_.producer_waiters, this, h);
     return true;
   }
   bool await_resume() {
     typename detail::stream_state<T>::guard g(s_);  // a waker on another worker reads the state
-    if (suspended_) {
-      s_.producer_wait.state = detail::lite_state::idle;
-      suspended_ = false;
-    }
+    if (registered) s_.resumed_locked(this);
     return !s_.cancelled;
   }
   ~demand_awaiter() {
-    if (suspended_) s_.producer_wait.withdraw(s_.aff, s_.lock);
+    if (registered) s_.withdraw(s_.producer_waiters, this);
   }
 
  private:
   friend class emitter;
-  explicit demand_awaiter(detail::stream_state<T>& s) : s_(s) {}
+  explicit demand_awaiter(detail::stream_state<T>& s) : waiter_node(lazy_t{}), s_(s) {}
   detail::stream_state<T>& s_;
-  bool suspended_ = false;
 };
 
 template <class T>
@@ -291,7 +278,7 @@ bool emitter<T>::try_emit(T& v) {
   if (s_->cancelled || s_->demand == 0) return false;
   --s_->demand;
   s_->buffer.push_back(std::move(v));
-  s_->wake_locked(g, s_->subscriber_wait);
+  s_->wake_locked(g, s_->subscriber_waiters);
   return true;
 }
 
@@ -320,7 +307,7 @@ typename emitter<T>::demand_awaiter emitter<T>::demanded() {
 // ---- subscription --------------------------------------------------------------
 
 template <class T>
-class subscription<T>::request_awaiter {
+class subscription<T>::request_awaiter : detail::waiter_node {
  public:
   bool await_ready() {
     typename detail::stream_state<T>::guard g(s_);
@@ -330,16 +317,12 @@ class subscription<T>::request_awaiter {
   bool await_suspend(std::coroutine_handle<> h) {
     typename detail::stream_state<T>::guard g(s_);
     if (has_result()) return false;
-    s_.subscriber_wait.suspend(h);
-    suspended_ = true;
+    s_.suspend_locked(s_.subscriber_waiters, this, h);
     return true;
   }
   std::vector<T> await_resume() {
     typename detail::stream_state<T>::guard g(s_);  // a waker on another worker reads the state
-    if (suspended_) {
-      s_.subscriber_wait.state = detail::lite_state::idle;
-      suspended_ = false;
-    }
+    if (registered) s_.resumed_locked(this);
     std::vector<T> out;
     out.swap(s_.buffer);
     if (out.empty() && s_.error && !s_.error_taken && !s_.cancelled) {
@@ -349,19 +332,18 @@ class subscription<T>::request_awaiter {
     return out;
   }
   ~request_awaiter() {
-    // Only the awaiter that registered may withdraw: an un-awaited
-    // request() (callback style) must not cancel another task's wait.
-    if (suspended_) s_.subscriber_wait.withdraw(s_.aff, s_.lock);
+    // Only the awaiter that registered (waiter_node::registered) withdraws:
+    // an un-awaited request() (callback style) leaves another task's wait alone.
+    if (registered) s_.withdraw(s_.subscriber_waiters, this);
   }
 
  private:
   friend class subscription;
   enum class mode { request, next, values };
-  request_awaiter(detail::stream_state<T>& s, mode m) : s_(s), mode_(m) {}
+  request_awaiter(detail::stream_state<T>& s, mode m) : waiter_node(lazy_t{}), s_(s), mode_(m) {}
   bool has_result() const { return s_.cancelled || !s_.buffer.empty() || s_.finished; }
   detail::stream_state<T>& s_;
   mode mode_;
-  bool suspended_ = false;
 };
 
 template <class T>
@@ -433,7 +415,7 @@ void subscription<T>::add_demand(std::uint64_t n) {
     st.started = true;
     st.start_driver();
   }
-  st.wake_locked(g, st.producer_wait);
+  st.wake_locked(g, st.producer_waiters);
 }
 
 // ---- publisher -----------------------------------------------------------------
