@@ -39,7 +39,6 @@ class affinity {
   void make_shared() noexcept {
     if (!needs_lock()) owner_.store(shared_owner, std::memory_order_release);
   }
-  bool is_shared() const noexcept { return owner_.load(std::memory_order_acquire) == shared_owner; }
 
  private:
   bool acquire_slow() noexcept;
