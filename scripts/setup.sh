@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ringflow needs, only those missing.
-# Usage: scripts/setup.sh [--tests]   (--tests adds clang for the sanitizer builds)
+# Usage: scripts/setup.sh [--tests]   (--tests adds clang for the sanitizer builds
+# and cmake for the install check's CMake consumer)
 # Quiet when everything is already there.
 set -euo pipefail
 
 packages=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev catch2 libcli11-dev)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(clang-14 libclang-rt-14-dev python3)
+  packages+=(clang-14 libclang-rt-14-dev python3 cmake)
 fi
 
 missing=()
