@@ -2,20 +2,11 @@
 
 #include <algorithm>
 
+#include <ringflow/detail/spinlock.hpp>
+
 #include "item.hpp"
 
 namespace ringflow::lab {
-
-namespace {
-// Eases the sibling hyperthread while spinning.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-}  // namespace
 
 consumer_pacer::consumer_pacer(cost_kind kind, std::chrono::nanoseconds cost)
     : kind_(kind),
@@ -31,7 +22,7 @@ std::chrono::nanoseconds consumer_pacer::account(bool waited) noexcept {
     return std::chrono::nanoseconds(ahead >= quantum_ns_ ? ahead : 0);
   }
   while (now < busy_until_) {
-    for (int i = 0; i < 16; ++i) cpu_relax();
+    for (int i = 0; i < 16; ++i) detail::cpu_relax();  // eases the sibling hyperthread
     now = now_ns();
   }
   return std::chrono::nanoseconds(0);

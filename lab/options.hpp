@@ -47,7 +47,7 @@ std::vector<scenario_kind> parse_scenario_list(std::string_view list);
 std::vector<strategy_kind> parse_strategy_list(std::string_view list);
 
 // The shapes of the scenarios, as multiples of the consumer's rate. The
-// defaults are what the issue asks for; tests shrink the periods so that
+// defaults are the lab's standard scenarios; tests shrink the periods so that
 // short runs still see a burst or a stall.
 struct scenario_shape {
   double balanced_factor = 0.8;  // control: the consumer has 20% headroom

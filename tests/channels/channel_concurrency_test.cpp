@@ -409,7 +409,7 @@ task<drop_result> drop_hammer(ringflow::runtime* rt, overflow policy, std::size_
 }  // namespace
 
 TEST_CASE("channel concurrency: MPMC across workers delivers every value exactly once, in per-sender order",
-          "[channel][concurrency]") {
+          "[channels][channel][concurrency]") {
   const int senders = 4, receivers = 4, per_sender = 50'000;  // 200k values
   for (std::size_t cap : {1, 64}) {
     INFO("capacity=" << cap << " recv");
@@ -420,7 +420,7 @@ TEST_CASE("channel concurrency: MPMC across workers delivers every value exactly
 }
 
 TEST_CASE("channel concurrency: MPMC with tasks the runtime moves between workers delivers every value exactly once",
-          "[channel][concurrency]") {
+          "[channels][channel][concurrency]") {
   const int senders = 4, receivers = 4, per_sender = 50'000;
   for (std::size_t cap : {1, 64}) {
     INFO("capacity=" << cap << " spawn()");
@@ -431,7 +431,7 @@ TEST_CASE("channel concurrency: MPMC with tasks the runtime moves between worker
 }
 
 TEST_CASE("channel concurrency: MPMC with recv_many across workers delivers every value exactly once",
-          "[channel][concurrency]") {
+          "[channels][channel][concurrency]") {
   const int senders = 4, receivers = 4, per_sender = 50'000;
   for (std::size_t cap : {1, 64}) {
     const std::uint32_t seed = 7;
@@ -443,7 +443,7 @@ TEST_CASE("channel concurrency: MPMC with recv_many across workers delivers ever
 }
 
 TEST_CASE("channel concurrency: close racing sends and receives loses nothing that was sent",
-          "[channel][concurrency]") {
+          "[channels][channel][concurrency]") {
   for (std::size_t cap : {0, 1, 16}) {
     for (std::uint32_t seed = 1; seed <= 6; ++seed) {
       INFO("capacity=" << cap << " seed=" << seed);
@@ -496,7 +496,7 @@ TEST_CASE("channel concurrency: close racing sends and receives loses nothing th
 }
 
 TEST_CASE("channel concurrency: receives cancelled by timeout racing cross-worker sends lose nothing",
-          "[channel][concurrency]") {
+          "[channels][channel][concurrency]") {
   std::uint64_t total_timeouts = 0;  // whether one run times out is up to the clock
   for (std::size_t cap : {0, 1, 8}) {
     for (std::uint32_t seed = 1; seed <= 2; ++seed) {
@@ -527,7 +527,7 @@ TEST_CASE("channel concurrency: receives cancelled by timeout racing cross-worke
 }
 
 TEST_CASE("channel concurrency: sends cancelled by timeout racing cross-worker receives take nothing",
-          "[channel][concurrency]") {
+          "[channels][channel][concurrency]") {
   std::uint64_t total_timeouts = 0;  // whether one run times out is up to the clock
   for (std::size_t cap : {0, 1, 8}) {
     for (std::uint32_t seed = 1; seed <= 2; ++seed) {
@@ -581,7 +581,7 @@ TEST_CASE("channel concurrency: sends cancelled by timeout racing cross-worker r
 }
 
 TEST_CASE("channel concurrency: dropping policies hammered from both workers conserve and destroy every value once",
-          "[channel][concurrency]") {
+          "[channels][channel][concurrency]") {
   const int senders = 2, per_sender = 10'000;
   const int total = senders * per_sender;
   for (overflow policy : {overflow::drop_oldest, overflow::sample, overflow::drop_incoming}) {

@@ -12,17 +12,13 @@
 #include <ringflow/ringflow.hpp>
 
 #include "../support/channel_helpers.hpp"
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using namespace test_support::channel_tests;
+using test_support::run;
 
 namespace {
-
-template <class F, class... Args>
-void run(F&& body, Args... args) {
-  ringflow::runtime rt({.threads = 1});
-  rt.block_on(body(args...));
-}
 
 task<void> send_values(channel<int>* ch, std::vector<int> vs, std::vector<send_status>* results) {
   for (int v : vs) results->push_back(co_await ch->send(v));
@@ -48,7 +44,7 @@ task<void> recv_under_timeout(channel<int>* ch, std::vector<int>* out) {
 
 }  // namespace
 
-TEST_CASE("channel direct: a spawned sender's value moves in when a slot frees, before the sender runs") {
+TEST_CASE("channel direct: a spawned sender's value moves in when a slot frees, before the sender runs", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(1);
     std::vector<send_status> results;
@@ -73,7 +69,7 @@ TEST_CASE("channel direct: a spawned sender's value moves in when a slot frees, 
   });
 }
 
-TEST_CASE("channel direct: a sender under timeout, however deep, only gets the slot reserved") {
+TEST_CASE("channel direct: a sender under timeout, however deep, only gets the slot reserved", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(1);
     REQUIRE(ch.try_send(1) == send_status::sent);
@@ -91,7 +87,7 @@ TEST_CASE("channel direct: a sender under timeout, however deep, only gets the s
   });
 }
 
-TEST_CASE("channel direct: a value sent to a waiting receiver goes straight to a spawned one, is claimed for one under timeout") {
+TEST_CASE("channel direct: a value sent to a waiting receiver goes straight to a spawned one, is claimed for one under timeout", "[channels]") {
   for (bool under_timeout : {false, true}) {
     INFO((under_timeout ? "receiver under timeout" : "spawned receiver"));
     run([](bool cancellable) -> task<void> {
@@ -120,7 +116,7 @@ TEST_CASE("channel direct: a value sent to a waiting receiver goes straight to a
   }
 }
 
-TEST_CASE("channel direct: a value handed past its reserved slot frees the slot for the senders still waiting") {
+TEST_CASE("channel direct: a value handed past its reserved slot frees the slot for the senders still waiting", "[channels]") {
   // A permit's value (or a woken sender's) finds a direct receiver waiting:
   // it goes to the receiver, so the slot it had reserved must pass on to the
   // next waiting sender. (Without that the channel stalled with a free slot,
@@ -147,7 +143,7 @@ TEST_CASE("channel direct: a value handed past its reserved slot frees the slot 
   });
 }
 
-TEST_CASE("channel direct: recv_many that frees several slots moves each waiting sender's value in, in order") {
+TEST_CASE("channel direct: recv_many that frees several slots moves each waiting sender's value in, in order", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(3);
     for (int i = 0; i < 3; ++i) REQUIRE(ch.try_send(i) == send_status::sent);
@@ -166,7 +162,7 @@ TEST_CASE("channel direct: recv_many that frees several slots moves each waiting
   });
 }
 
-TEST_CASE("channel direct: shutdown frees a value handed to a receiver that never ran") {
+TEST_CASE("channel direct: shutdown frees a value handed to a receiver that never ran", "[channels]") {
   tracked::reset();
   {
     channel<tracked> ch(1);
@@ -186,7 +182,7 @@ TEST_CASE("channel direct: shutdown frees a value handed to a receiver that neve
   REQUIRE(tracked::live == 0);
 }
 
-TEST_CASE("channel direct: a receiver on one worker moves in the value of a sender waiting on another") {
+TEST_CASE("channel direct: a receiver on one worker moves in the value of a sender waiting on another", "[channels]") {
   ringflow::runtime rt({.threads = 2});
   rt.block_on([](ringflow::runtime* rt) -> task<void> {  // worker 0
     channel<int> ch(1);

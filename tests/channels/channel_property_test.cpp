@@ -521,7 +521,7 @@ using log_t = std::vector<std::pair<int, int>>;
 }  // namespace
 
 TEST_CASE("channel property: random interleavings keep every guarantee, every policy and capacity",
-          "[channel][property]") {
+          "[channels][channel][property]") {
   ringflow::runtime rt({.threads = 1});
   for_each_run(50, [&rt](const config& c, std::uint32_t seed) {
     for (bool direct : {false, true}) {
@@ -533,7 +533,7 @@ TEST_CASE("channel property: random interleavings keep every guarantee, every po
 }
 
 TEST_CASE("channel property: every value is destroyed exactly once under random interleavings",
-          "[channel][property]") {
+          "[channels][channel][property]") {
   ringflow::runtime rt({.threads = 1});
   for_each_run(12, [&rt](const config& c, std::uint32_t seed) {
     for (bool direct : {false, true}) {
@@ -549,7 +549,7 @@ TEST_CASE("channel property: every value is destroyed exactly once under random 
 }
 
 TEST_CASE("channel property: waiting receivers are served in arrival order, every policy",
-          "[channel][property][fifo]") {
+          "[channels][channel][property][fifo]") {
   for_each_fifo_config([](config c) -> task<void> {
     channel<int> ch(c.cap, c.policy);
     log_t log;
@@ -589,7 +589,7 @@ TEST_CASE("channel property: waiting receivers are served in arrival order, ever
 }
 
 TEST_CASE("channel property: a claim handed to a cancelled receiver passes to the next in line, every policy",
-          "[channel][property][fifo]") {
+          "[channels][channel][property][fifo]") {
   for_each_fifo_config([](config c) -> task<void> {
     channel<int> ch(c.cap, c.policy);
     log_t log;
@@ -610,7 +610,7 @@ TEST_CASE("channel property: a claim handed to a cancelled receiver passes to th
   });
 }
 
-TEST_CASE("channel property: waiting senders are served in arrival order (block)", "[channel][property][fifo]") {
+TEST_CASE("channel property: waiting senders are served in arrival order (block)", "[channels][channel][property][fifo]") {
   ringflow::runtime rt({.threads = 1});
   for (std::size_t cap : {0, 1, 3}) {
     INFO("capacity=" << cap);
@@ -664,7 +664,7 @@ task<void> recv_twice(channel<int>* ch, std::vector<int>* out) {
 // cancelled (e.g. its timeout fires) before it runs, so its 1 is put back.
 // The second receiver's task must not see 2 and then 1.
 TEST_CASE("channel property: rendezvous keeps one sender's order when a handed-to receiver is cancelled",
-          "[channel][property][fifo]") {
+          "[channels][channel][property][fifo]") {
   ringflow::runtime rt({.threads = 1});
   rt.block_on([]() -> task<void> {
     channel<int> ch(0);

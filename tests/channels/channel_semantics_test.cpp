@@ -5,17 +5,13 @@
 #include <vector>
 
 #include "../support/channel_helpers.hpp"
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using namespace test_support::channel_tests;
+using test_support::run;
 
 namespace {
-
-template <class F>
-void run(F&& body, unsigned threads = 1) {
-  ringflow::runtime rt({.threads = threads});
-  rt.block_on(body());
-}
 
 task<void> send_all(channel<int>* ch, int from, int to) {
   for (int i = from; i < to; ++i) {
@@ -48,7 +44,7 @@ task<void> send_and_log(channel<int>* ch, int v, std::vector<int>* log) {
 
 }  // namespace
 
-TEST_CASE("channel: bad arguments") {
+TEST_CASE("channel: bad arguments", "[channels]") {
   REQUIRE_THROWS_AS(channel<int>(0, overflow::drop_incoming), std::invalid_argument);
   REQUIRE_THROWS_AS(channel<int>(0, overflow::drop_oldest), std::invalid_argument);
   REQUIRE_THROWS_AS(channel<int>(0, overflow::sample), std::invalid_argument);
@@ -60,7 +56,7 @@ TEST_CASE("channel: bad arguments") {
   REQUIRE_THROWS_AS(rendezvous.reserve(), std::logic_error);
 }
 
-TEST_CASE("channel: block suspends the sender while full and loses nothing") {
+TEST_CASE("channel: block suspends the sender while full and loses nothing", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(4);
     auto producer = ringflow::spawn(send_all(&ch, 0, 1000));
@@ -84,7 +80,7 @@ TEST_CASE("channel: block suspends the sender while full and loses nothing") {
   });
 }
 
-TEST_CASE("channel: drop_incoming discards the value being sent") {
+TEST_CASE("channel: drop_incoming discards the value being sent", "[channels]") {
   std::vector<int> seen_dropped;
   channel<int> ch(3, overflow::drop_incoming, [&](int v) { seen_dropped.push_back(v); });
   for (int i = 1; i <= 5; ++i) {
@@ -96,7 +92,7 @@ TEST_CASE("channel: drop_incoming discards the value being sent") {
   REQUIRE(ch.stats().sent == 3);
 }
 
-TEST_CASE("channel: drop_oldest evicts the oldest buffered value") {
+TEST_CASE("channel: drop_oldest evicts the oldest buffered value", "[channels]") {
   std::vector<int> seen_dropped;
   channel<int> ch(3, overflow::drop_oldest, [&](int v) { seen_dropped.push_back(v); });
   for (int i = 1; i <= 5; ++i) REQUIRE(ch.try_send(i) == send_status::sent);
@@ -105,7 +101,7 @@ TEST_CASE("channel: drop_oldest evicts the oldest buffered value") {
   REQUIRE(ch.stats().dropped == 2);
 }
 
-TEST_CASE("channel: sample overwrites the newest buffered value") {
+TEST_CASE("channel: sample overwrites the newest buffered value", "[channels]") {
   std::vector<int> seen_dropped;
   channel<int> ch(3, overflow::sample, [&](int v) { seen_dropped.push_back(v); });
   for (int i = 1; i <= 5; ++i) REQUIRE(ch.try_send(i) == send_status::sent);
@@ -118,7 +114,7 @@ TEST_CASE("channel: sample overwrites the newest buffered value") {
   REQUIRE(conflated.stats().dropped == 4);
 }
 
-TEST_CASE("channel: the non-block policies never suspend a sender") {
+TEST_CASE("channel: the non-block policies never suspend a sender", "[channels]") {
   run([]() -> task<void> {
     for (overflow p : {overflow::drop_incoming, overflow::drop_oldest, overflow::sample}) {
       channel<int> ch(2, p);
@@ -134,7 +130,7 @@ TEST_CASE("channel: the non-block policies never suspend a sender") {
   });
 }
 
-TEST_CASE("channel: try_send on a full block channel is full and takes nothing") {
+TEST_CASE("channel: try_send on a full block channel is full and takes nothing", "[channels]") {
   channel<int> ch(1);
   REQUIRE(ch.try_send(1) == send_status::sent);
   REQUIRE(ch.try_send(2) == send_status::full);
@@ -143,7 +139,7 @@ TEST_CASE("channel: try_send on a full block channel is full and takes nothing")
   REQUIRE_FALSE(ch.try_recv().has_value());
 }
 
-TEST_CASE("channel: rendezvous hands the value over only when both meet") {
+TEST_CASE("channel: rendezvous hands the value over only when both meet", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(0);
     REQUIRE(ch.try_send(1) == send_status::full);  // nobody is receiving
@@ -172,7 +168,7 @@ TEST_CASE("channel: rendezvous hands the value over only when both meet") {
   });
 }
 
-TEST_CASE("channel: close wakes every waiter and keeps buffered values receivable") {
+TEST_CASE("channel: close wakes every waiter and keeps buffered values receivable", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(1);
     std::vector<int> got;
@@ -206,7 +202,7 @@ TEST_CASE("channel: close wakes every waiter and keeps buffered values receivabl
   });
 }
 
-TEST_CASE("channel: recv_many returns 1..max ready values") {
+TEST_CASE("channel: recv_many returns 1..max ready values", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(16);
     for (int i = 0; i < 10; ++i) ch.try_send(i);
@@ -237,7 +233,7 @@ TEST_CASE("channel: recv_many returns 1..max ready values") {
   });
 }
 
-TEST_CASE("channel: waiting receivers are served first-in, first-out") {
+TEST_CASE("channel: waiting receivers are served first-in, first-out", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(4);
     std::vector<int> a, b, c;
@@ -259,7 +255,7 @@ TEST_CASE("channel: waiting receivers are served first-in, first-out") {
   });
 }
 
-TEST_CASE("channel: waiting senders are served first-in, first-out") {
+TEST_CASE("channel: waiting senders are served first-in, first-out", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(1);
     ch.try_send(0);
@@ -279,7 +275,7 @@ TEST_CASE("channel: waiting senders are served first-in, first-out") {
   });
 }
 
-TEST_CASE("channel: reserve guarantees a slot before the value exists") {
+TEST_CASE("channel: reserve guarantees a slot before the value exists", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(1);
     auto p = co_await ch.reserve();
@@ -298,7 +294,7 @@ TEST_CASE("channel: reserve guarantees a slot before the value exists") {
   });
 }
 
-TEST_CASE("channel: every value is destroyed exactly once, leftovers included") {
+TEST_CASE("channel: every value is destroyed exactly once, leftovers included", "[channels]") {
   tracked::reset();
   constexpr int n = 200;
   {
@@ -323,7 +319,7 @@ TEST_CASE("channel: every value is destroyed exactly once, leftovers included") 
   (void)n;
 }
 
-TEST_CASE("channel: a send cancelled by timeout takes nothing") {
+TEST_CASE("channel: a send cancelled by timeout takes nothing", "[channels]") {
   tracked::reset();
   run([]() -> task<void> {
     channel<tracked> ch(1);
@@ -342,7 +338,7 @@ TEST_CASE("channel: a send cancelled by timeout takes nothing") {
   REQUIRE(tracked::live == 0);
 }
 
-TEST_CASE("channel: a recv cancelled by timeout loses nothing") {
+TEST_CASE("channel: a recv cancelled by timeout loses nothing", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(4);
     auto r = co_await ringflow::timeout(5ms, [](channel<int>* c) -> task<std::optional<int>> {
@@ -354,7 +350,7 @@ TEST_CASE("channel: a recv cancelled by timeout loses nothing") {
   });
 }
 
-TEST_CASE("channel: a receiver cancelled after it was handed a claim loses nothing") {
+TEST_CASE("channel: a receiver cancelled after it was handed a claim loses nothing", "[channels]") {
   // The race where a value reaches a receiver at the moment its timeout
   // fires, made deterministic: notify the receiver, destroy it before it runs.
   run([]() -> task<void> {
@@ -381,7 +377,7 @@ TEST_CASE("channel: a receiver cancelled after it was handed a claim loses nothi
   });
 }
 
-TEST_CASE("channel: a sender cancelled after it was given a slot takes nothing") {
+TEST_CASE("channel: a sender cancelled after it was given a slot takes nothing", "[channels]") {
   run([]() -> task<void> {
     channel<int> ch(1);
     ch.try_send(1);
@@ -399,7 +395,7 @@ TEST_CASE("channel: a sender cancelled after it was given a slot takes nothing")
   });
 }
 
-TEST_CASE("channel: a receiver on one worker is woken by a sender on another") {
+TEST_CASE("channel: a receiver on one worker is woken by a sender on another", "[channels]") {
   ringflow::runtime rt({.threads = 2});
   rt.block_on([]() -> task<void> {
     channel<int> ch(1);

@@ -30,7 +30,7 @@ task<std::optional<int>> recv_one(channel<int>* ch) { co_return co_await ch->rec
 
 }  // namespace
 
-TEST_CASE("select takes a ready value and leaves the other channels alone") {
+TEST_CASE("select takes a ready value and leaves the other channels alone", "[channels][select]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     channel<int> a(4), b(4);
@@ -43,7 +43,7 @@ TEST_CASE("select takes a ready value and leaves the other channels alone") {
   }());
 }
 
-TEST_CASE("select suspends until a value arrives on any channel") {
+TEST_CASE("select suspends until a value arrives on any channel", "[channels][select]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     channel<int> a(4), b(4);
@@ -60,7 +60,7 @@ TEST_CASE("select suspends until a value arrives on any channel") {
   }());
 }
 
-TEST_CASE("select: after() fires when nothing is ready, and takes nothing") {
+TEST_CASE("select: after() fires when nothing is ready, and takes nothing", "[channels][select]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     channel<int> a(1);
@@ -84,7 +84,7 @@ TEST_CASE("select: after() fires when nothing is ready, and takes nothing") {
   }());
 }
 
-TEST_CASE("select: a send case completes when a receiver frees a slot") {
+TEST_CASE("select: a send case completes when a receiver frees a slot", "[channels][select]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     channel<int> out(1), in(1);
@@ -99,7 +99,7 @@ TEST_CASE("select: a send case completes when a receiver frees a slot") {
   }());
 }
 
-TEST_CASE("select: closed channels are ready; recv yields nullopt, send yields closed") {
+TEST_CASE("select: closed channels are ready; recv yields nullopt, send yields closed", "[channels][select]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     channel<int> a(2), b(2);
@@ -127,7 +127,7 @@ TEST_CASE("select: closed channels are ready; recv yields nullopt, send yields c
   }());
 }
 
-TEST_CASE("try_select is Go's default: nothing ready, nothing taken") {
+TEST_CASE("try_select is Go's default: nothing ready, nothing taken", "[channels][select]") {
   channel<int> a(1), b(1, overflow::drop_incoming);
   auto none = ringflow::try_select(recv_from(a), recv_from(b));
   REQUIRE_FALSE(none.has_value());
@@ -147,7 +147,7 @@ TEST_CASE("try_select is Go's default: nothing ready, nothing taken") {
   REQUIRE(dropped == std::vector<int>{9});
 }
 
-TEST_CASE("select is fair: when both are ready, both get chosen") {
+TEST_CASE("select is fair: when both are ready, both get chosen", "[channels][select]") {
   channel<int> a(1), b(1);
   int picks[2] = {0, 0};
   for (int i = 0; i < 2000; ++i) {
@@ -163,7 +163,7 @@ TEST_CASE("select is fair: when both are ready, both get chosen") {
   REQUIRE(picks[1] > 600);
 }
 
-TEST_CASE("select: a blocked sender behind a losing send case gets the slot") {
+TEST_CASE("select: a blocked sender behind a losing send case gets the slot", "[channels][select]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     channel<int> a(1), b(1);
@@ -189,7 +189,7 @@ TEST_CASE("select: a blocked sender behind a losing send case gets the slot") {
   }());
 }
 
-TEST_CASE("select on the same channel in a send and a recv case") {
+TEST_CASE("select on the same channel in a send and a recv case", "[channels][select]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     channel<int> a(1);
@@ -201,7 +201,7 @@ TEST_CASE("select on the same channel in a send and a recv case") {
   }());
 }
 
-TEST_CASE("select on rendezvous channels") {
+TEST_CASE("select on rendezvous channels", "[channels][select]") {
   ringflow::runtime rt({.threads = 2});
   rt.block_on([]() -> task<void> {
     channel<int> r0(0), r1(0);
@@ -254,7 +254,7 @@ task<std::vector<int>> select_receiver(channel<int>* r, channel<int>* never) {
 
 }  // namespace
 
-TEST_CASE("select meets select on a rendezvous channel across workers") {
+TEST_CASE("select meets select on a rendezvous channel across workers", "[channels][select]") {
   ringflow::runtime rt({.threads = 2});
   channel<int> r(0), n1(1), n2(1);
   auto s = rt.spawn_on(0, select_sender(&r, &n1, 2000));
@@ -337,12 +337,12 @@ void check_exactly_once(bool with_timeouts, std::size_t capacity, int per_channe
 
 }  // namespace
 
-TEST_CASE("select: two producers, two selecting consumers on two workers, exactly once") {
+TEST_CASE("select: two producers, two selecting consumers on two workers, exactly once", "[channels][select]") {
   check_exactly_once(false, 8, 20000);
   check_exactly_once(false, 0, 5000);
 }
 
-TEST_CASE("select cancelled by timeout while values are handed to it loses nothing") {
+TEST_CASE("select cancelled by timeout while values are handed to it loses nothing", "[channels][select]") {
   check_exactly_once(true, 4, 5000);
   check_exactly_once(true, 0, 2000);
 }

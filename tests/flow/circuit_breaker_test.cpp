@@ -18,6 +18,7 @@
 #include "../support/counters.hpp"
 
 #include "../support/manual_clock.hpp"
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::breaker_options;
@@ -26,6 +27,7 @@ using ringflow::breaker_trip;
 using ringflow::channel;
 using ringflow::circuit_breaker;
 using ringflow::circuit_open;
+using test_support::run;
 using ringflow::task;
 
 namespace {
@@ -107,15 +109,9 @@ task<void> settle() {
   for (int i = 0; i < 4; ++i) co_await ringflow::yield();
 }
 
-template <class Body>
-void run(Body body) {
-  ringflow::runtime rt({.threads = 1});
-  rt.block_on(body());
-}
-
 }  // namespace
 
-TEST_CASE("circuit_breaker: bad options") {
+TEST_CASE("circuit_breaker: bad options", "[flow][circuit_breaker]") {
   REQUIRE_THROWS_AS(circuit_breaker({.failure_threshold = 0}), std::invalid_argument);
   REQUIRE_THROWS_AS(circuit_breaker({.window = 0}), std::invalid_argument);
   REQUIRE_THROWS_AS(circuit_breaker({.minimum_calls = 0}), std::invalid_argument);
@@ -132,7 +128,7 @@ TEST_CASE("circuit_breaker: bad options") {
   REQUIRE(ok.state() == breaker_state::closed);
 }
 
-TEST_CASE("circuit_breaker: the full state machine with a manual clock") {
+TEST_CASE("circuit_breaker: the full state machine with a manual clock", "[flow][circuit_breaker]") {
   static manual_clock clock;
   clock.ns = 0;
   run([]() -> task<void> {
@@ -202,7 +198,7 @@ TEST_CASE("circuit_breaker: the full state machine with a manual clock") {
   });
 }
 
-TEST_CASE("circuit_breaker: a rejected call never starts its task and frees its frame at once") {
+TEST_CASE("circuit_breaker: a rejected call never starts its task and frees its frame at once", "[flow][circuit_breaker]") {
   run([]() -> task<void> {
     circuit_breaker b({.failure_threshold = 1, .cool_down = 1h});
     auto opener = co_await attempt(&b, true);
@@ -233,7 +229,7 @@ TEST_CASE("circuit_breaker: a rejected call never starts its task and frees its 
   });
 }
 
-TEST_CASE("circuit_breaker: half-open admits exactly half_open_max_calls at a time") {
+TEST_CASE("circuit_breaker: half-open admits exactly half_open_max_calls at a time", "[flow][circuit_breaker]") {
   static manual_clock clock;
   clock.ns = 0;
   run([]() -> task<void> {
@@ -280,7 +276,7 @@ TEST_CASE("circuit_breaker: half-open admits exactly half_open_max_calls at a ti
   });
 }
 
-TEST_CASE("circuit_breaker: failure-ratio mode over a sliding window") {
+TEST_CASE("circuit_breaker: failure-ratio mode over a sliding window", "[flow][circuit_breaker]") {
   run([]() -> task<void> {
     // 4 calls, a verdict from 4 on, open at >= 75% failures.
     circuit_breaker b({.trip = breaker_trip::failure_ratio, .failure_ratio = 0.75, .window = 4, .minimum_calls = 4,
@@ -312,7 +308,7 @@ TEST_CASE("circuit_breaker: failure-ratio mode over a sliding window") {
   });
 }
 
-TEST_CASE("circuit_breaker: the predicate decides which errors count") {
+TEST_CASE("circuit_breaker: the predicate decides which errors count", "[flow][circuit_breaker]") {
   run([]() -> task<void> {
     circuit_breaker b({.failure_threshold = 2, .cool_down = 1h, .is_failure = [](const std::exception_ptr& e) {
                          try {
@@ -347,7 +343,7 @@ TEST_CASE("circuit_breaker: the predicate decides which errors count") {
   });
 }
 
-TEST_CASE("circuit_breaker: on_state_change sees every transition in order") {
+TEST_CASE("circuit_breaker: on_state_change sees every transition in order", "[flow][circuit_breaker]") {
   static manual_clock clock;
   static std::vector<std::pair<breaker_state, breaker_state>> seen;
   clock.ns = 0;
@@ -374,7 +370,7 @@ TEST_CASE("circuit_breaker: on_state_change sees every transition in order") {
   });
 }
 
-TEST_CASE("circuit_breaker: a cancelled call releases its trial slot and counts as neither") {
+TEST_CASE("circuit_breaker: a cancelled call releases its trial slot and counts as neither", "[flow][circuit_breaker]") {
   static manual_clock clock;
   clock.ns = 0;
   run([]() -> task<void> {
@@ -407,7 +403,7 @@ TEST_CASE("circuit_breaker: a cancelled call releases its trial slot and counts 
   });
 }
 
-TEST_CASE("circuit_breaker: outcomes of calls admitted before a state change do not steer the new state") {
+TEST_CASE("circuit_breaker: outcomes of calls admitted before a state change do not steer the new state", "[flow][circuit_breaker]") {
   static manual_clock clock;
   clock.ns = 0;
   run([]() -> task<void> {
@@ -438,7 +434,7 @@ TEST_CASE("circuit_breaker: outcomes of calls admitted before a state change do 
   });
 }
 
-TEST_CASE("circuit_breaker: void tasks and an empty task") {
+TEST_CASE("circuit_breaker: void tasks and an empty task", "[flow][circuit_breaker]") {
   run([]() -> task<void> {
     circuit_breaker b({.failure_threshold = 1, .cool_down = 1h});
     int runs = 0;
@@ -464,7 +460,7 @@ TEST_CASE("circuit_breaker: void tasks and an empty task") {
   });
 }
 
-TEST_CASE("circuit_breaker: a throwing callback leaves the call that delivered it; the transition stands") {
+TEST_CASE("circuit_breaker: a throwing callback leaves the call that delivered it; the transition stands", "[flow][circuit_breaker]") {
   static manual_clock clock;
   static int delivered = 0;
   clock.ns = 0;
@@ -540,7 +536,7 @@ task<void> hammer(circuit_breaker* b, unsigned seed, int calls, hammer_result* r
 
 }  // namespace
 
-TEST_CASE("circuit_breaker: many calls from two workers keep the counters and callbacks consistent") {
+TEST_CASE("circuit_breaker: many calls from two workers keep the counters and callbacks consistent", "[flow][circuit_breaker]") {
   std::mutex m;
   std::vector<std::pair<breaker_state, breaker_state>> seen;
   std::atomic<int> in_callback{0};

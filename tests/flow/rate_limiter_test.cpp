@@ -14,10 +14,12 @@
 #include <vector>
 
 #include "../support/manual_clock.hpp"
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::rate_limiter;
 using ringflow::task;
+using test_support::run;
 
 namespace {
 
@@ -49,14 +51,9 @@ task<void> settle() {
   for (int i = 0; i < 4; ++i) co_await ringflow::yield();
 }
 
-void run(task<void> (*body)(manual_clock*), manual_clock* clock) {
-  ringflow::runtime rt({.threads = 1});
-  rt.block_on(body(clock));
-}
-
 }  // namespace
 
-TEST_CASE("rate_limiter: bad arguments") {
+TEST_CASE("rate_limiter: bad arguments", "[flow][rate_limiter]") {
   REQUIRE_THROWS_AS(rate_limiter(0.0, 10), std::invalid_argument);
   REQUIRE_THROWS_AS(rate_limiter(-5.0, 10), std::invalid_argument);
   REQUIRE_THROWS_AS(rate_limiter(std::numeric_limits<double>::quiet_NaN(), 10), std::invalid_argument);
@@ -70,7 +67,7 @@ TEST_CASE("rate_limiter: bad arguments") {
   REQUIRE(lim.stats().acquired == 0);  // the failed calls took nothing
 }
 
-TEST_CASE("rate_limiter: refill arithmetic with a manual clock") {
+TEST_CASE("rate_limiter: refill arithmetic with a manual clock", "[flow][rate_limiter]") {
   manual_clock clock;
   rate_limiter lim(10.0, 5, clock.fn());  // one token per 100 ms
   REQUIRE(lim.available() == 5.0);      // starts full
@@ -257,27 +254,27 @@ task<void> granted_cancel_body(manual_clock* clock) {
 
 }  // namespace
 
-TEST_CASE("rate_limiter: waiters are served in FIFO order (big before small)") {
+TEST_CASE("rate_limiter: waiters are served in FIFO order (big before small)", "[flow][rate_limiter]") {
   manual_clock clock;
   run(fifo_body, &clock);
 }
 
-TEST_CASE("rate_limiter: acquire(0) completes at once") {
+TEST_CASE("rate_limiter: acquire(0) completes at once", "[flow][rate_limiter]") {
   manual_clock clock;
   run(acquire_zero_body, &clock);
 }
 
-TEST_CASE("rate_limiter: try_acquire and new acquires do not barge past waiters") {
+TEST_CASE("rate_limiter: try_acquire and new acquires do not barge past waiters", "[flow][rate_limiter]") {
   manual_clock clock;
   run(no_barge_body, &clock);
 }
 
-TEST_CASE("rate_limiter: an acquire cancelled by timeout takes nothing and the next waiter moves up") {
+TEST_CASE("rate_limiter: an acquire cancelled by timeout takes nothing and the next waiter moves up", "[flow][rate_limiter]") {
   manual_clock clock;
   run(cancel_body, &clock);
 }
 
-TEST_CASE("rate_limiter: a granted acquire destroyed before it resumed returns its tokens") {
+TEST_CASE("rate_limiter: a granted acquire destroyed before it resumed returns its tokens", "[flow][rate_limiter]") {
   manual_clock clock;
   run(granted_cancel_body, &clock);
 }
@@ -300,7 +297,7 @@ task<void> real_time_body(rate_limiter* lim, std::chrono::steady_clock::time_poi
 
 }  // namespace
 
-TEST_CASE("rate_limiter: 1000 per second for 2 s lands within a few percent") {
+TEST_CASE("rate_limiter: 1000 per second for 2 s lands within a few percent", "[flow][rate_limiter]") {
   ringflow::runtime rt({.threads = 2});
   std::vector<std::uint64_t> counts(4, 0);
   auto t0 = std::chrono::steady_clock::now();
@@ -358,7 +355,7 @@ task<void> mixed_user(rate_limiter* lim, unsigned seed, std::chrono::steady_cloc
 
 }  // namespace
 
-TEST_CASE("rate_limiter: several workers never get more than burst + rate * elapsed") {
+TEST_CASE("rate_limiter: several workers never get more than burst + rate * elapsed", "[flow][rate_limiter]") {
   ringflow::runtime rt({.threads = 2});
   constexpr int tasks = 8;
   std::vector<worker_result> results(tasks);

@@ -27,6 +27,7 @@
 #include <ringflow/ringflow.hpp>
 #include <ringflow/work_queue.hpp>
 
+#include "../support/run.hpp"
 #include "../support/tracked.hpp"
 
 using namespace std::chrono_literals;
@@ -34,6 +35,7 @@ using ringflow::drop_reason;
 using ringflow::overflow;
 using ringflow::send_status;
 using ringflow::task;
+using test_support::run;
 using test_support::tracked;
 
 using queue = ringflow::work_queue<int>;
@@ -41,12 +43,6 @@ using consumer = queue::consumer;
 using delivery = queue::delivery;
 
 namespace {
-
-template <class F>
-void run(F&& body, unsigned threads = 1) {
-  ringflow::runtime rt({.threads = threads});
-  rt.block_on(body());
-}
 
 task<std::optional<delivery>> recv_one(consumer* c) { co_return co_await c->recv(); }
 
@@ -75,7 +71,7 @@ struct dropped_value {
 
 }  // namespace
 
-TEST_CASE("work_queue: bad arguments and wrong states throw") {
+TEST_CASE("work_queue: bad arguments and wrong states throw", "[flow][work_queue]") {
   REQUIRE_THROWS_AS(queue(0), std::invalid_argument);
   queue q(4);
   REQUIRE_THROWS_AS(q.subscribe(0), std::invalid_argument);
@@ -108,7 +104,7 @@ TEST_CASE("work_queue: bad arguments and wrong states throw") {
   });
 }
 
-TEST_CASE("work_queue: delivers in send order; ack settles; stats add up") {
+TEST_CASE("work_queue: delivers in send order; ack settles; stats add up", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(16);
     fill(q, 0, 10);
@@ -140,7 +136,7 @@ TEST_CASE("work_queue: delivers in send order; ack settles; stats add up") {
   });
 }
 
-TEST_CASE("work_queue: nack(requeue) puts the value back at the head, marked redelivered") {
+TEST_CASE("work_queue: nack(requeue) puts the value back at the head, marked redelivered", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(16);
     fill(q, 0, 6);
@@ -177,7 +173,7 @@ TEST_CASE("work_queue: nack(requeue) puts the value back at the head, marked red
   });
 }
 
-TEST_CASE("work_queue: nack(false) drops the value, counts it and hands it to on_drop") {
+TEST_CASE("work_queue: nack(false) drops the value, counts it and hands it to on_drop", "[flow][work_queue]") {
   run([]() -> task<void> {
     std::vector<dropped_value> seen;
     queue q(4, overflow::block, [&seen](int v, drop_reason why) { seen.push_back({v, why}); });
@@ -198,7 +194,7 @@ TEST_CASE("work_queue: nack(false) drops the value, counts it and hands it to on
   });
 }
 
-TEST_CASE("work_queue: a delivery dropped without ack is requeued") {
+TEST_CASE("work_queue: a delivery dropped without ack is requeued", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(4);
     fill(q, 0, 2);
@@ -225,7 +221,7 @@ TEST_CASE("work_queue: a delivery dropped without ack is requeued") {
   });
 }
 
-TEST_CASE("work_queue: move-assigning over an unsettled delivery requeues it") {
+TEST_CASE("work_queue: move-assigning over an unsettled delivery requeues it", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(4);
     fill(q, 0, 2);
@@ -245,7 +241,7 @@ TEST_CASE("work_queue: move-assigning over an unsettled delivery requeues it") {
   });
 }
 
-TEST_CASE("work_queue: a disconnecting consumer returns its values to the head, in order") {
+TEST_CASE("work_queue: a disconnecting consumer returns its values to the head, in order", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(16);
     fill(q, 0, 10);
@@ -280,7 +276,7 @@ TEST_CASE("work_queue: a disconnecting consumer returns its values to the head, 
   });
 }
 
-TEST_CASE("work_queue: a delivery outliving its consumer can still be acked") {
+TEST_CASE("work_queue: a delivery outliving its consumer can still be acked", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(4);
     fill(q, 0, 2);
@@ -299,7 +295,7 @@ TEST_CASE("work_queue: a delivery outliving its consumer can still be acked") {
   });
 }
 
-TEST_CASE("work_queue: a consumer at its prefetch limit waits for an ack, then resumes") {
+TEST_CASE("work_queue: a consumer at its prefetch limit waits for an ack, then resumes", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(16);
     fill(q, 0, 5);
@@ -322,7 +318,7 @@ TEST_CASE("work_queue: a consumer at its prefetch limit waits for an ack, then r
   });
 }
 
-TEST_CASE("work_queue: a consumer at its limit does not hold up the others; receivers are served FIFO") {
+TEST_CASE("work_queue: a consumer at its limit does not hold up the others; receivers are served FIFO", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(16);
     auto a = q.subscribe(1);
@@ -366,7 +362,7 @@ TEST_CASE("work_queue: a consumer at its limit does not hold up the others; rece
   });
 }
 
-TEST_CASE("work_queue: one consumer shared by several receivers keeps to its prefetch") {
+TEST_CASE("work_queue: one consumer shared by several receivers keeps to its prefetch", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(16);
     auto c = q.subscribe(2);
@@ -397,7 +393,7 @@ TEST_CASE("work_queue: one consumer shared by several receivers keeps to its pre
   });
 }
 
-TEST_CASE("work_queue: send suspends while max_length values are ready (unacked ones do not count)") {
+TEST_CASE("work_queue: send suspends while max_length values are ready (unacked ones do not count)", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(2);
     fill(q, 0, 2);
@@ -446,7 +442,7 @@ TEST_CASE("work_queue: send suspends while max_length values are ready (unacked 
   });
 }
 
-TEST_CASE("work_queue: drop_incoming refuses the value being sent, counts and reports it") {
+TEST_CASE("work_queue: drop_incoming refuses the value being sent, counts and reports it", "[flow][work_queue]") {
   run([]() -> task<void> {
     std::vector<dropped_value> seen;
     queue q(2, overflow::drop_incoming, [&seen](int v, drop_reason why) { seen.push_back({v, why}); });
@@ -463,7 +459,7 @@ TEST_CASE("work_queue: drop_incoming refuses the value being sent, counts and re
   });
 }
 
-TEST_CASE("work_queue: drop_oldest evicts the head, a requeued value included") {
+TEST_CASE("work_queue: drop_oldest evicts the head, a requeued value included", "[flow][work_queue]") {
   run([]() -> task<void> {
     std::vector<dropped_value> seen;
     queue q(2, overflow::drop_oldest, [&seen](int v, drop_reason why) { seen.push_back({v, why}); });
@@ -485,7 +481,7 @@ TEST_CASE("work_queue: drop_oldest evicts the head, a requeued value included") 
   });
 }
 
-TEST_CASE("work_queue: sample overwrites the newest ready value") {
+TEST_CASE("work_queue: sample overwrites the newest ready value", "[flow][work_queue]") {
   run([]() -> task<void> {
     std::vector<dropped_value> seen;
     queue q(2, overflow::sample, [&seen](int v, drop_reason why) { seen.push_back({v, why}); });
@@ -504,7 +500,7 @@ TEST_CASE("work_queue: sample overwrites the newest ready value") {
   });
 }
 
-TEST_CASE("work_queue: close wakes senders, refuses new values, lets receivers drain") {
+TEST_CASE("work_queue: close wakes senders, refuses new values, lets receivers drain", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(1);
     fill(q, 0, 1);
@@ -529,7 +525,7 @@ TEST_CASE("work_queue: close wakes senders, refuses new values, lets receivers d
   });
 }
 
-TEST_CASE("work_queue: after close, receivers wait for what other consumers may still return") {
+TEST_CASE("work_queue: after close, receivers wait for what other consumers may still return", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(4);
     fill(q, 0, 2);
@@ -557,7 +553,7 @@ TEST_CASE("work_queue: after close, receivers wait for what other consumers may 
   });
 }
 
-TEST_CASE("work_queue: after close, recv waits for the caller's own unacked deliveries too") {
+TEST_CASE("work_queue: after close, recv waits for the caller's own unacked deliveries too", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(4);
     fill(q, 0, 3);
@@ -585,7 +581,7 @@ TEST_CASE("work_queue: after close, recv waits for the caller's own unacked deli
   });
 }
 
-TEST_CASE("work_queue: after close, a receiver parked at its limit ends when the last delivery is acked") {
+TEST_CASE("work_queue: after close, a receiver parked at its limit ends when the last delivery is acked", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(4);
     fill(q, 0, 1);
@@ -602,7 +598,7 @@ TEST_CASE("work_queue: after close, a receiver parked at its limit ends when the
   });
 }
 
-TEST_CASE("work_queue: disconnecting a consumer ends its suspended receivers") {
+TEST_CASE("work_queue: disconnecting a consumer ends its suspended receivers", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(4);
     auto c = std::make_unique<consumer>(q.subscribe(1));
@@ -639,7 +635,7 @@ TEST_CASE("work_queue: disconnecting a consumer ends its suspended receivers") {
   });
 }
 
-TEST_CASE("work_queue: a recv cancelled by timeout takes nothing") {
+TEST_CASE("work_queue: a recv cancelled by timeout takes nothing", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(4);
     auto c = q.subscribe(1);
@@ -665,7 +661,7 @@ TEST_CASE("work_queue: a recv cancelled by timeout takes nothing") {
   });
 }
 
-TEST_CASE("work_queue: a receiver cancelled after a value was promised to it passes it on") {
+TEST_CASE("work_queue: a receiver cancelled after a value was promised to it passes it on", "[flow][work_queue]") {
   // The race where a value reaches a receiver as its timeout fires, made
   // deterministic: notify the receiver, destroy it before it runs.
   run([]() -> task<void> {
@@ -699,7 +695,7 @@ TEST_CASE("work_queue: a receiver cancelled after a value was promised to it pas
   });
 }
 
-TEST_CASE("work_queue: a send cancelled while suspended takes nothing") {
+TEST_CASE("work_queue: a send cancelled while suspended takes nothing", "[flow][work_queue]") {
   tracked::reset();
   run([]() -> task<void> {
     ringflow::work_queue<tracked> q(1);
@@ -717,7 +713,7 @@ TEST_CASE("work_queue: a send cancelled while suspended takes nothing") {
   REQUIRE(tracked::live == 0);
 }
 
-TEST_CASE("work_queue: a sender cancelled after a place was reserved for it passes the place on") {
+TEST_CASE("work_queue: a sender cancelled after a place was reserved for it passes the place on", "[flow][work_queue]") {
   run([]() -> task<void> {
     queue q(1);
     fill(q, 0, 1);
@@ -739,7 +735,7 @@ TEST_CASE("work_queue: a sender cancelled after a place was reserved for it pass
   });
 }
 
-TEST_CASE("work_queue: every value is destroyed exactly once, leftovers included") {
+TEST_CASE("work_queue: every value is destroyed exactly once, leftovers included", "[flow][work_queue]") {
   tracked::reset();
   int n = 0;
   {
@@ -765,7 +761,7 @@ TEST_CASE("work_queue: every value is destroyed exactly once, leftovers included
   REQUIRE(tracked::each_destroyed_once(5));
 }
 
-TEST_CASE("work_queue: random operations agree with a model of the rules (every policy)") {
+TEST_CASE("work_queue: random operations agree with a model of the rules (every policy)", "[flow][work_queue]") {
   // No runtime needed: try_send/try_recv never suspend. The model keeps the
   // ready values in a std::map by id (the order the rules promise: requeued
   // values back at their own place at the head) and the deliveries out.
@@ -999,7 +995,7 @@ task<crash_result> crash_run(ringflow::runtime* rt, crash_record* rec, int n, st
 
 }  // namespace
 
-TEST_CASE("work_queue: nothing is lost when consumers die mid-batch (2 workers)") {
+TEST_CASE("work_queue: nothing is lost when consumers die mid-batch (2 workers)", "[flow][work_queue]") {
   for (std::uint32_t seed : {1u, 2u, 3u, 4u, 5u}) {
     CAPTURE(seed);
     const int n = 4000;
@@ -1119,7 +1115,7 @@ task<crash_result> mpmc_run(ringflow::runtime* rt, crash_record* rec, int produc
 
 }  // namespace
 
-TEST_CASE("work_queue: MPMC, 4 producers and 4 consumers on 2 workers, every value acked exactly once") {
+TEST_CASE("work_queue: MPMC, 4 producers and 4 consumers on 2 workers, every value acked exactly once", "[flow][work_queue]") {
   for (std::uint32_t seed : {11u, 12u, 13u}) {
     CAPTURE(seed);
     const int per = 5000, n = 4 * per;

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Install check: `meson install` a build into a scratch DESTDIR, then build and
-# run tests/install/consumer.cpp against the installed copy only, found
-# through its ringflow.pc (pkg-config --cflags --libs ringflow, with the
-# prefix rewritten to point into the DESTDIR).
+# run tests/install/consumer.cpp against the installed copy only, twice:
+# found through its ringflow.pc (pkg-config --cflags --libs ringflow, with the
+# prefix rewritten to point into the DESTDIR), and with CMake through its
+# package config (tests/install/CMakeLists.txt: find_package(ringflow CONFIG)
+# with CMAKE_PREFIX_PATH at the DESTDIR prefix). Without cmake the CMake half
+# is skipped with a message.
 #
 #   bash tests/install/check_install.sh BUILD_DIR
 #
@@ -134,4 +137,44 @@ set +e
 rc=$?
 set -e
 ((rc == 0)) || fail "the consumer exited $rc (expected 0: block_on returned 42)"
+echo "check_install: pkg-config consumer OK"
+
+# ---- the same consumer with CMake -------------------------------------------------
+if ! command -v cmake >/dev/null; then
+  echo "check_install: CMake consumer skipped: cmake is not installed (scripts/setup.sh --tests installs it)"
+  echo "check_install: OK"
+  exit 0
+fi
+mapfile -t cmake_configs < <(find "$dest" -name ringflowConfig.cmake)
+((${#cmake_configs[@]} == 1)) || fail "expected one installed ringflowConfig.cmake under $dest, found ${#cmake_configs[@]}"
+[[ -n $(find "$dest" -name ringflowConfigVersion.cmake) ]] || fail "ringflowConfigVersion.cmake was not installed"
+
+# The compiler command may start with a launcher (ccache g++): CMake takes
+# the compiler alone and the rest as its launcher.
+cmake_compiler=("-DCMAKE_CXX_COMPILER=${cxx_cmd[-1]}")
+if ((${#cxx_cmd[@]} > 1)); then
+  launcher=$(IFS=';'; echo "${cxx_cmd[*]:0:${#cxx_cmd[@]}-1}")
+  cmake_compiler+=("-DCMAKE_CXX_COMPILER_LAUNCHER=$launcher")
+fi
+cmake_cmd=(cmake -S "$here" -B "$tmp/cmake-build" "${cmake_compiler[@]}"
+  "-DCMAKE_PREFIX_PATH=$dest$prefix"
+  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF
+  "-DCMAKE_CXX_FLAGS=${extra_cflags[*]}" "-DCMAKE_EXE_LINKER_FLAGS=${extra_ldflags[*]}")
+echo "check_install: ${cmake_cmd[*]}"
+if ! (cd "$tmp" && "${cmake_cmd[@]}") >"$tmp/cmake.log" 2>&1; then
+  cat "$tmp/cmake.log" >&2
+  fail "cmake could not configure the consumer with find_package(ringflow CONFIG)"
+fi
+# Make sure CMake found the installed copy, not one elsewhere on the machine.
+grep -q "ringflow .* from $dest" "$tmp/cmake.log" || { cat "$tmp/cmake.log" >&2; fail "find_package(ringflow) did not find the copy in the DESTDIR"; }
+if ! cmake --build "$tmp/cmake-build" >"$tmp/cmake-build.log" 2>&1; then
+  cat "$tmp/cmake-build.log" >&2
+  fail "the CMake consumer did not build against the installed ringflow"
+fi
+set +e
+"$tmp/cmake-build/consumer"
+rc=$?
+set -e
+((rc == 0)) || fail "the CMake consumer exited $rc (expected 0: block_on returned 42)"
+echo "check_install: CMake consumer OK"
 echo "check_install: OK"

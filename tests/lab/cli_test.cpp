@@ -28,7 +28,7 @@ cli_result parse(std::vector<std::string> args) {
 
 }  // namespace
 
-TEST_CASE("cli: the defaults are the lab's defaults") {
+TEST_CASE("cli: the defaults are the lab's defaults", "[lab]") {
   cli_result c = parse({});
   REQUIRE(c.options);
   const ringflow::lab::options& o = c.options->lab;
@@ -45,7 +45,7 @@ TEST_CASE("cli: the defaults are the lab's defaults") {
   REQUIRE(c.options->plot.empty());
 }
 
-TEST_CASE("cli: every flag is read") {
+TEST_CASE("cli: every flag is read", "[lab]") {
   cli_result c = parse({"--scenario", "stall,overload", "--strategy", "request,block", "--duration", "0.25", "--rate",
                         "2000", "--capacity", "64", "--sample-capacity", "2", "--batch", "4", "--cost", "spin",
                         "--payload", "0", "--threads", "1", "--json", "--plot", "x.svg", "--quiet"});
@@ -67,7 +67,7 @@ TEST_CASE("cli: every flag is read") {
   REQUIRE(c.options->plot == "x.svg");
 }
 
-TEST_CASE("cli: bad flags and values give a message and a non-zero exit code") {
+TEST_CASE("cli: bad flags and values give a message and a non-zero exit code", "[lab]") {
   const std::vector<std::vector<std::string>> bad = {
       {"--rate", "0"},          {"--rate", "-5"},         {"--rate", "fast"},          {"--capacity", "0"},
       {"--batch", "0"},         {"--threads", "0"},       {"--threads", "1000"},       {"--duration", "0"},
@@ -86,7 +86,7 @@ TEST_CASE("cli: bad flags and values give a message and a non-zero exit code") {
   REQUIRE(c.message.find("nope") != std::string::npos);
 }
 
-TEST_CASE("cli: --help documents every flag and exits 0") {
+TEST_CASE("cli: --help documents every flag and exits 0", "[lab]") {
   cli_result c = parse({"--help"});
   REQUIRE_FALSE(c.options);
   REQUIRE(c.exit_code == 0);
@@ -132,7 +132,7 @@ outcome run_lab(const std::string& args) {
 
 }  // namespace
 
-TEST_CASE("binary: bad flags exit non-zero with a message, never a crash") {
+TEST_CASE("binary: bad flags exit non-zero with a message, never a crash", "[lab]") {
   REQUIRE(::access(RINGFLOW_LAB_EXE, X_OK) == 0);  // build lab/ringflow-lab too
   for (const char* args : {"--bogus", "--rate 0", "--strategy nope", "--duration abc", "--threads 0"}) {
     outcome o = run_lab(args);
@@ -145,7 +145,7 @@ TEST_CASE("binary: bad flags exit non-zero with a message, never a crash") {
   }
 }
 
-TEST_CASE("binary: --json prints one JSON document and nothing else") {
+TEST_CASE("binary: --json prints one JSON document and nothing else", "[lab]") {
   REQUIRE(::access(RINGFLOW_LAB_EXE, X_OK) == 0);
   outcome o = run_lab("--json --scenario overload --strategy block,request --duration 0.05 --rate 4000");
   INFO("stderr: " << o.err);

@@ -49,7 +49,7 @@ void check_accounting(const run_result& r) {
 
 }  // namespace
 
-TEST_CASE("smoke: every scenario x strategy runs and its accounting holds") {
+TEST_CASE("smoke: every scenario x strategy runs and its accounting holds", "[lab]") {
   const results& r = lab_test::smoke_results();
   REQUIRE(r.runs.size() == 4 * 5);
   for (scenario_kind sc : ringflow::lab::all_scenarios) {
@@ -69,7 +69,7 @@ TEST_CASE("smoke: every scenario x strategy runs and its accounting holds") {
   CHECK(table.find("MISMATCH") == std::string::npos);
 }
 
-TEST_CASE("overload: the trade-offs show in the numbers") {
+TEST_CASE("overload: the trade-offs show in the numbers", "[lab]") {
   options o;
   o.scenarios = {scenario_kind::overload};
   o.duration = 300ms;
@@ -113,7 +113,7 @@ TEST_CASE("overload: the trade-offs show in the numbers") {
   CHECK(odd_progress.load() == 0);
 }
 
-TEST_CASE("spin cost, one thread, a larger sample capacity: the accounting still holds") {
+TEST_CASE("spin cost, one thread, a larger sample capacity: the accounting still holds", "[lab]") {
   options o;
   o.scenarios = {scenario_kind::overload, scenario_kind::stall};
   o.duration = 100ms;
@@ -136,7 +136,7 @@ TEST_CASE("spin cost, one thread, a larger sample capacity: the accounting still
   CHECK(find(r, scenario_kind::overload, strategy_kind::sample).high_water <= 4);
 }
 
-TEST_CASE("lab::run rejects bad options before starting") {
+TEST_CASE("lab::run rejects bad options before starting", "[lab]") {
   options o;
   o.rate = 0;
   REQUIRE_THROWS_AS(ringflow::lab::run(o), std::invalid_argument);

@@ -14,7 +14,7 @@ using ringflow::lab::histogram;
 using ringflow::lab::run_result;
 using ringflow::lab::strategy_kind;
 
-TEST_CASE("histogram: nearest-rank percentiles of 1..100") {
+TEST_CASE("histogram: nearest-rank percentiles of 1..100", "[lab]") {
   histogram h;
   for (std::uint64_t v = 1; v <= 100; ++v) h.record(v);
   REQUIRE(h.count() == 100);
@@ -29,7 +29,7 @@ TEST_CASE("histogram: nearest-rank percentiles of 1..100") {
   REQUIRE(h.mean() == Approx(50.5));
 }
 
-TEST_CASE("histogram: nearest rank on a small, shuffled sample with duplicates") {
+TEST_CASE("histogram: nearest rank on a small, shuffled sample with duplicates", "[lab]") {
   std::vector<std::uint64_t> v{7, 3, 3, 10, 1, 9, 3, 8, 2, 5};  // sorted: 1 2 3 3 3 5 7 8 9 10
   std::mt19937 rng(42);
   std::shuffle(v.begin(), v.end(), rng);
@@ -43,7 +43,7 @@ TEST_CASE("histogram: nearest rank on a small, shuffled sample with duplicates")
   REQUIRE(h.percentile(99) == 10);  // rank ceil(9.9) = 10
 }
 
-TEST_CASE("histogram: empty, reset and bad arguments") {
+TEST_CASE("histogram: empty, reset and bad arguments", "[lab]") {
   histogram h;
   REQUIRE(h.percentile(50) == 0);
   REQUIRE(h.max() == 0);
@@ -56,7 +56,7 @@ TEST_CASE("histogram: empty, reset and bad arguments") {
   REQUIRE(h.percentile(99) == 0);
 }
 
-TEST_CASE("histogram: large values stay within 0.1% and the max is exact") {
+TEST_CASE("histogram: large values stay within 0.1% and the max is exact", "[lab]") {
   histogram h;
   std::vector<std::uint64_t> v;
   std::mt19937_64 rng(7);
@@ -79,7 +79,7 @@ TEST_CASE("histogram: large values stay within 0.1% and the max is exact") {
   REQUIRE(h.percentile(100) == std::uint64_t{1} << 50);
 }
 
-TEST_CASE("run_result: the accounting check catches a broken identity") {
+TEST_CASE("run_result: the accounting check catches a broken identity", "[lab]") {
   run_result r;
   r.strategy = strategy_kind::drop_oldest;
   r.offered = 100;

@@ -19,7 +19,7 @@ using lab_test::json;
 using ringflow::lab::results;
 using ringflow::lab::run_result;
 
-TEST_CASE("json: the document parses and holds every field of every run") {
+TEST_CASE("json: the document parses and holds every field of every run", "[lab]") {
   const results& r = lab_test::smoke_results();
   const std::string text = ringflow::lab::render_json(r);
   json doc;
@@ -69,7 +69,7 @@ TEST_CASE("json: the document parses and holds every field of every run") {
   }
 }
 
-TEST_CASE("json checker: rejects what is not JSON") {
+TEST_CASE("json checker: rejects what is not JSON", "[lab]") {
   for (const char* bad : {"", "{", "{\"a\": 1,}", "[1 2]", "{\"a\": 01}", "{\"a\": nan}", "{\"a\": 1} x", "{a: 1}",
                           "{\"a\": 1, \"a\": 2}", "\"tab\there\""}) {
     INFO(bad);
@@ -78,7 +78,7 @@ TEST_CASE("json checker: rejects what is not JSON") {
   REQUIRE(lab_test::parse_json(R"({"a": [1, -2.5e3, true, null, "x\"y"], "b": {}})").at("a").a.size() == 5);
 }
 
-TEST_CASE("svg: the plot is well-formed XML with a panel per scenario and the summary") {
+TEST_CASE("svg: the plot is well-formed XML with a panel per scenario and the summary", "[lab]") {
   const results& r = lab_test::smoke_results();
   const std::string svg = ringflow::lab::render_svg(r);
   INFO(svg.substr(0, 400));
@@ -104,7 +104,7 @@ TEST_CASE("svg: the plot is well-formed XML with a panel per scenario and the su
   REQUIRE_THROWS_WITH(ringflow::lab::write_svg(r, "/nonexistent-dir/x.svg"), Catch::Contains("/nonexistent-dir/x.svg"));
 }
 
-TEST_CASE("svg writer: escapes text and balances groups; the checker catches broken XML") {
+TEST_CASE("svg writer: escapes text and balances groups; the checker catches broken XML", "[lab]") {
   ringflow::lab::svg_writer w(100, 50);
   w.begin_group("a <tooltip> & \"quotes\"");
   w.text(1, 2, "p99 < 5 ms & \"more\"");
@@ -123,7 +123,7 @@ TEST_CASE("svg writer: escapes text and balances groups; the checker catches bro
   }
 }
 
-TEST_CASE("table: a header per scenario, a row per run, the legend") {
+TEST_CASE("table: a header per scenario, a row per run, the legend", "[lab]") {
   const results& r = lab_test::smoke_results();
   const std::string t = ringflow::lab::render_table(r);
   // The rows, in order: each run's label starts a line.
@@ -146,7 +146,7 @@ TEST_CASE("table: a header per scenario, a row per run, the legend") {
   REQUIRE(t.find("strategy(buffer)") != std::string::npos);
 }
 
-TEST_CASE("progress line: formatted, and silent when stderr is not a terminal") {
+TEST_CASE("progress line: formatted, and silent when stderr is not a terminal", "[lab]") {
   ringflow::lab::progress p;
   p.run_index = 2;
   p.run_count = 20;

@@ -13,7 +13,7 @@ using ringflow::lab::scenario_kind;
 using ringflow::lab::scenario_shape;
 using ringflow::lab::strategy_kind;
 
-TEST_CASE("scenario: the producer owes the integral of its rate") {
+TEST_CASE("scenario: the producer owes the integral of its rate", "[lab]") {
   const scenario_shape shape;
   scenario balanced(scenario_kind::balanced, 10000, shape);
   scenario overload(scenario_kind::overload, 10000, shape);
@@ -34,7 +34,7 @@ TEST_CASE("scenario: the producer owes the integral of its rate") {
   REQUIRE(overload.mean_rate(1s) == Approx(20000));
 }
 
-TEST_CASE("scenario: only the stall scenario pauses the consumer, 100 ms every second") {
+TEST_CASE("scenario: only the stall scenario pauses the consumer, 100 ms every second", "[lab]") {
   const scenario_shape shape;
   scenario stall(scenario_kind::stall, 10000, shape);
   scenario overload(scenario_kind::overload, 10000, shape);
@@ -46,7 +46,7 @@ TEST_CASE("scenario: only the stall scenario pauses the consumer, 100 ms every s
   REQUIRE_FALSE(overload.stall_end(350ms));
 }
 
-TEST_CASE("options: lists and ranges") {
+TEST_CASE("options: lists and ranges", "[lab]") {
   using ringflow::lab::parse_scenario_list;
   using ringflow::lab::parse_strategy_list;
   REQUIRE(parse_scenario_list("all").size() == 4);

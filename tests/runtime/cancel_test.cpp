@@ -45,7 +45,7 @@ task<int> nested(channel<int>& ch, std::atomic<int>& destroyed, std::atomic<int>
 
 }  // namespace
 
-TEST_CASE("cancel destroys a task blocked in a channel wait; co_await throws task_cancelled", "[cancel]") {
+TEST_CASE("cancel destroys a task blocked in a channel wait; co_await throws task_cancelled", "[runtime][cancel]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     channel<int> ch(4);
@@ -64,7 +64,7 @@ TEST_CASE("cancel destroys a task blocked in a channel wait; co_await throws tas
   }());
 }
 
-TEST_CASE("cancel reaches a task sleeping for hours and one in a deep chain", "[cancel]") {
+TEST_CASE("cancel reaches a task sleeping for hours and one in a deep chain", "[runtime][cancel]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     auto sleeper = ringflow::spawn([]() -> task<void> { co_await ringflow::sleep_for(10h); }());
@@ -81,7 +81,7 @@ TEST_CASE("cancel reaches a task sleeping for hours and one in a deep chain", "[
   }());
 }
 
-TEST_CASE("a task cancelled before it starts never runs", "[cancel]") {
+TEST_CASE("a task cancelled before it starts never runs", "[runtime][cancel]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     std::atomic<int> ran{0};
@@ -95,7 +95,7 @@ TEST_CASE("a task cancelled before it starts never runs", "[cancel]") {
   }());
 }
 
-TEST_CASE("cancelling a finished task keeps its result, and its exception", "[cancel]") {
+TEST_CASE("cancelling a finished task keeps its result, and its exception", "[runtime][cancel]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     auto h = ringflow::spawn([]() -> task<int> { co_return 42; }());
@@ -115,7 +115,7 @@ TEST_CASE("cancelling a finished task keeps its result, and its exception", "[ca
   }());
 }
 
-TEST_CASE("a running task is cancelled at its next suspension", "[cancel]") {
+TEST_CASE("a running task is cancelled at its next suspension", "[runtime][cancel]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     std::atomic<int> turns{0};
@@ -134,7 +134,7 @@ TEST_CASE("a running task is cancelled at its next suspension", "[cancel]") {
   }());
 }
 
-TEST_CASE("cancel from a thread outside the runtime; wait() throws task_cancelled", "[cancel]") {
+TEST_CASE("cancel from a thread outside the runtime; wait() throws task_cancelled", "[runtime][cancel]") {
   ringflow::runtime rt({.threads = 2});
   channel<int> ch(1);
   std::atomic<int> destroyed{0}, got{0};
@@ -154,7 +154,7 @@ TEST_CASE("cancel from a thread outside the runtime; wait() throws task_cancelle
 // are cancelled while a producer keeps sending: every value is either
 // received by a task, still in the channel, or was handed to a task that was
 // then cancelled, and each is destroyed exactly once.
-TEST_CASE("cancelling receivers while values flow on two workers", "[cancel]") {
+TEST_CASE("cancelling receivers while values flow on two workers", "[runtime][cancel]") {
   using test_support::tracked;
   tracked::reset();
   constexpr int receivers = 16, values = 20000;
@@ -195,7 +195,7 @@ TEST_CASE("cancelling receivers while values flow on two workers", "[cancel]") {
   REQUIRE(tracked::live == 0);
 }
 
-TEST_CASE("cancelling many tasks at once on two workers, and shutting down right after", "[cancel]") {
+TEST_CASE("cancelling many tasks at once on two workers, and shutting down right after", "[runtime][cancel]") {
   for (int round = 0; round < 20; ++round) {
     ringflow::runtime rt({.threads = 2});
     channel<int> ch(1);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "../support/counters.hpp"
+#include "../support/run.hpp"
 #include "../support/streams.hpp"
 
 using namespace std::chrono_literals;
@@ -27,6 +28,7 @@ using ringflow::channel;
 using ringflow::overflow;
 using ringflow::task;
 using test_support::lifetime_probe;
+using test_support::run;
 
 namespace {
 
@@ -47,12 +49,6 @@ constexpr auto lowest = std::chrono::nanoseconds::min();
 #else
 [[maybe_unused]] constexpr bool under_asan = false;
 #endif
-
-template <class Body>
-void run(Body body) {
-  ringflow::runtime rt({.threads = 1});
-  rt.block_on(body());
-}
 
 task<void> sleep_with_probe(std::chrono::nanoseconds d) {
   lifetime_probe p;
@@ -231,7 +227,7 @@ TEST_CASE("batch(n, nanoseconds::max()) waits for full batches; zero and negativ
   }
 }
 
-TEST_CASE("channel: a capacity above max_capacity is refused before allocating", "[channels][channel]") {
+TEST_CASE("channel: a capacity above max_capacity is refused before allocating", "[runtime][channels][channel]") {
   using big = std::array<char, 1024>;
   STATIC_REQUIRE(channel<int>::max_capacity == std::size_t(std::numeric_limits<std::ptrdiff_t>::max()) / sizeof(int));
   STATIC_REQUIRE(channel<big>::max_capacity == std::size_t(std::numeric_limits<std::ptrdiff_t>::max()) / sizeof(big));
@@ -258,7 +254,7 @@ TEST_CASE("channel: a capacity above max_capacity is refused before allocating",
                     std::invalid_argument);
 }
 
-TEST_CASE("channel: recv_many(SIZE_MAX) takes what is there", "[channels][channel]") {
+TEST_CASE("channel: recv_many(SIZE_MAX) takes what is there", "[runtime][channels][channel]") {
   run([]() -> task<void> {
     channel<int> ch(4);
     for (int i = 0; i < 3; ++i) REQUIRE(ch.try_send(i) == ringflow::send_status::sent);

@@ -50,13 +50,13 @@ double elapsed_ms(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-TEST_CASE("runtime: bad options throw invalid_argument") {
+TEST_CASE("runtime: bad options throw invalid_argument", "[runtime]") {
   REQUIRE_THROWS_AS(ringflow::runtime({.threads = 0}), std::invalid_argument);
   REQUIRE_THROWS_AS(ringflow::runtime({.threads = 1, .ring_entries = 0}), std::invalid_argument);
   REQUIRE_THROWS_AS(ringflow::runtime({.threads = 1, .ring_entries = 1u << 20}), std::invalid_argument);
 }
 
-TEST_CASE("runtime: io_uring unavailable throws system_error in plain words") {
+TEST_CASE("runtime: io_uring unavailable throws system_error in plain words", "[runtime]") {
   // In a child, a seccomp filter makes io_uring_setup fail as a container would.
   pid_t pid = fork();
   REQUIRE(pid >= 0);
@@ -86,7 +86,7 @@ TEST_CASE("runtime: io_uring unavailable throws system_error in plain words") {
   REQUIRE(WEXITSTATUS(status) == 0);
 }
 
-TEST_CASE("runtime: runtimes are created and destroyed back to back") {
+TEST_CASE("runtime: runtimes are created and destroyed back to back", "[runtime]") {
   // Regression: the start-up gate lived on the constructor's stack while a
   // worker could still be leaving its wait (use-after-free, ASan/TSan).
   for (int i = 0; i < 100; ++i) {
@@ -95,7 +95,7 @@ TEST_CASE("runtime: runtimes are created and destroyed back to back") {
   }
 }
 
-TEST_CASE("runtime: 10,000 spawned tasks are all joined") {
+TEST_CASE("runtime: 10,000 spawned tasks are all joined", "[runtime]") {
   ringflow::runtime rt({.threads = 2});
   long total = rt.block_on([]() -> task<long> {
     std::vector<ringflow::join_handle<int>> hs;
@@ -108,7 +108,7 @@ TEST_CASE("runtime: 10,000 spawned tasks are all joined") {
   REQUIRE(total == 10'000L * 9'999 / 2 + 10'000);
 }
 
-TEST_CASE("runtime: an exception crosses spawn and join") {
+TEST_CASE("runtime: an exception crosses spawn and join", "[runtime]") {
   ringflow::runtime rt({.threads = 2});
   auto boom = []() -> task<int> {
     throw std::out_of_range("from a spawned task");
@@ -154,7 +154,7 @@ TEST_CASE("runtime: two concurrent 100 ms sleeps overlap instead of running one 
   REQUIRE(a_span.began < b_span.ended);
 }
 
-TEST_CASE("runtime: timeout returns nullopt and destroys the loser") {
+TEST_CASE("runtime: timeout returns nullopt and destroys the loser", "[runtime]") {
   lifetime_probe::reset();
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
@@ -176,7 +176,7 @@ TEST_CASE("runtime: timeout returns nullopt and destroys the loser") {
   }());
 }
 
-TEST_CASE("runtime: timeout rethrows the task's exception when it finishes first") {
+TEST_CASE("runtime: timeout rethrows the task's exception when it finishes first", "[runtime]") {
   ringflow::runtime rt;
   REQUIRE_THROWS_AS(rt.block_on([]() -> task<std::optional<int>> {
     co_return co_await ringflow::timeout(1s, []() -> task<int> {
@@ -187,7 +187,7 @@ TEST_CASE("runtime: timeout rethrows the task's exception when it finishes first
                     std::length_error);
 }
 
-TEST_CASE("runtime: nested timeouts cancel from the outside in") {
+TEST_CASE("runtime: nested timeouts cancel from the outside in", "[runtime]") {
   lifetime_probe::reset();
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
@@ -198,7 +198,7 @@ TEST_CASE("runtime: nested timeouts cancel from the outside in") {
   }());
 }
 
-TEST_CASE("runtime: a task cancelled while queued in yield is withdrawn") {
+TEST_CASE("runtime: a task cancelled while queued in yield is withdrawn", "[runtime]") {
   lifetime_probe::reset();
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
@@ -230,7 +230,7 @@ TEST_CASE("runtime: destroying a runtime destroys 50 suspended tasks", "[runtime
   REQUIRE(lifetime_probe::destroyed == 50);
 }
 
-TEST_CASE("runtime: a two-thread runtime runs tasks on both threads") {
+TEST_CASE("runtime: a two-thread runtime runs tasks on both threads", "[runtime]") {
   ringflow::runtime rt({.threads = 2});
   std::mutex m;
   std::set<std::thread::id> seen;
@@ -249,7 +249,7 @@ TEST_CASE("runtime: a two-thread runtime runs tasks on both threads") {
   REQUIRE(seen.size() == 2);
 }
 
-TEST_CASE("runtime: a task woken from another thread resumes without any timer") {
+TEST_CASE("runtime: a task woken from another thread resumes without any timer", "[runtime]") {
   ringflow::runtime rt({.threads = 2});
   // The waiter's worker has no timer armed: only the cross-ring wake can
   // resume it. A lost wake would hang here (and the test runner times out).
@@ -264,7 +264,7 @@ TEST_CASE("runtime: a task woken from another thread resumes without any timer")
   REQUIRE(elapsed_ms(t0) < 5000);
 }
 
-TEST_CASE("runtime: the eventfd fallback wakes workers when MSG_RING is not used") {
+TEST_CASE("runtime: the eventfd fallback wakes workers when MSG_RING is not used", "[runtime]") {
   // RINGFLOW_NO_MSG_RING makes the probe report no IORING_OP_MSG_RING, as on
   // an older kernel; idle_spin 0 makes every hand-off need a real wake-up.
   ::setenv("RINGFLOW_NO_MSG_RING", "1", 1);
@@ -279,11 +279,11 @@ TEST_CASE("runtime: the eventfd fallback wakes workers when MSG_RING is not used
   }
 }
 
-TEST_CASE("runtime: a negative idle_spin is refused") {
+TEST_CASE("runtime: a negative idle_spin is refused", "[runtime]") {
   REQUIRE_THROWS_AS(ringflow::runtime({.threads = 2, .idle_spin = std::chrono::nanoseconds(-1)}), std::invalid_argument);
 }
 
-TEST_CASE("runtime: block_on from inside the same runtime is refused") {
+TEST_CASE("runtime: block_on from inside the same runtime is refused", "[runtime]") {
   ringflow::runtime rt;
   REQUIRE_THROWS_AS(rt.block_on([&]() -> task<void> {
     rt.block_on([]() -> task<void> { co_return; }());
@@ -292,7 +292,7 @@ TEST_CASE("runtime: block_on from inside the same runtime is refused") {
                     std::logic_error);
 }
 
-TEST_CASE("runtime: yield lets the other ready tasks run in turn") {
+TEST_CASE("runtime: yield lets the other ready tasks run in turn", "[runtime]") {
   ringflow::runtime rt;
   std::vector<int> order;
   rt.block_on([&]() -> task<void> {
@@ -310,7 +310,7 @@ TEST_CASE("runtime: yield lets the other ready tasks run in turn") {
   REQUIRE(order == std::vector<int>{1, 2, 1, 2, 1, 2});
 }
 
-TEST_CASE("runtime: spawn from a foreign thread and detached tasks finish") {
+TEST_CASE("runtime: spawn from a foreign thread and detached tasks finish", "[runtime]") {
   ringflow::runtime rt({.threads = 2});
   std::atomic<int> done{0};
   std::vector<std::thread> ts;
@@ -356,7 +356,7 @@ ringflow::task<void> cancel_while_a_cqe_waits() {
 
 // Bug: the worker went to sleep with completions still in its backlog, so
 // the task owning one of them never woke (this test hung before the fix).
-TEST_CASE("runtime: completions collected by a task's cancel are dispatched before the worker sleeps") {
+TEST_CASE("runtime: completions collected by a task's cancel are dispatched before the worker sleeps", "[runtime]") {
   ringflow::runtime rt({.threads = 1});
   rt.block_on([]() -> task<void> {
     auto a = ringflow::spawn_local(sleep_1ms());
@@ -418,7 +418,7 @@ ringflow::task<void> wake_in_order(ringflow::runtime* rt, int n) {
 // The inbox keeps the first few cross-worker resumptions in one cache line
 // and spills the rest to a vector: together they must still run first-in,
 // first-out, and none may be lost.
-TEST_CASE("runtime: hand-offs queued for a busy worker run in the order they were queued, past the inline inbox") {
+TEST_CASE("runtime: hand-offs queued for a busy worker run in the order they were queued, past the inline inbox", "[runtime]") {
   ringflow::runtime rt({.threads = 2});
   for (int n : {1, 7, 8, 40}) {
     DYNAMIC_SECTION("wakes: " << n) { rt.block_on(wake_in_order(&rt, n)); }

@@ -41,24 +41,24 @@ task<void> probe_then_suspend_forever() {
 
 }  // namespace
 
-TEST_CASE("task: a value travels through co_await") {
+TEST_CASE("task: a value travels through co_await", "[runtime]") {
   ringflow::runtime rt;
   REQUIRE(rt.block_on([]() -> task<int> { co_return co_await ready_value(41) + 1; }()) == 42);
 }
 
-TEST_CASE("task: an exception propagates through three levels") {
+TEST_CASE("task: an exception propagates through three levels", "[runtime]") {
   ringflow::runtime rt;
   REQUIRE_THROWS_WITH(rt.block_on(level1()), "deep");
 }
 
-TEST_CASE("task: 1,000,000 synchronous co_awaits of ready tasks run in constant stack") {
+TEST_CASE("task: 1,000,000 synchronous co_awaits of ready tasks run in constant stack", "[runtime]") {
   ringflow::runtime rt;
   std::uintptr_t spread = rt.block_on(many_ready_awaits(1'000'000));
   // Symmetric transfer: every iteration starts from the same depth.
   REQUIRE(spread < 4096);
 }
 
-TEST_CASE("task: destroying an unstarted task frees its frame") {
+TEST_CASE("task: destroying an unstarted task frees its frame", "[runtime]") {
   lifetime_probe::reset();
   {
     auto t = []() -> task<void> {
@@ -70,7 +70,7 @@ TEST_CASE("task: destroying an unstarted task frees its frame") {
   REQUIRE(lifetime_probe::alive == 0);
 }
 
-TEST_CASE("task: destroying a suspended task runs the destructors in its frames") {
+TEST_CASE("task: destroying a suspended task runs the destructors in its frames", "[runtime]") {
   lifetime_probe::reset();
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
@@ -81,7 +81,7 @@ TEST_CASE("task: destroying a suspended task runs the destructors in its frames"
   }());
 }
 
-TEST_CASE("task: move-only handle semantics") {
+TEST_CASE("task: move-only handle semantics", "[runtime]") {
   auto a = ready_value(1);
   auto b = std::move(a);
   REQUIRE_FALSE(a.valid());

@@ -4,9 +4,12 @@
 #include <stdexcept>
 #include <vector>
 
+#include "../support/run.hpp"
+
 using ringflow::publisher;
 using ringflow::subscription;
 using ringflow::task;
+using test_support::run;
 
 namespace {
 
@@ -26,15 +29,9 @@ task<void> settle() {
   for (int i = 0; i < 20; ++i) co_await ringflow::yield();
 }
 
-template <class F>
-void run(F&& body) {
-  ringflow::runtime rt;
-  rt.block_on(body());
-}
-
 }  // namespace
 
-TEST_CASE("hot source: without an operator a value without demand overflows the subscription") {
+TEST_CASE("hot source: without an operator a value without demand overflows the subscription", "[streams]") {
   run([]() -> task<void> {
     ringflow::hot_source<int> src;
     auto sub = src.as_publisher().subscribe();
@@ -55,7 +52,7 @@ TEST_CASE("hot source: without an operator a value without demand overflows the 
   });
 }
 
-TEST_CASE("on_backpressure_drop drops exactly what arrives without demand") {
+TEST_CASE("on_backpressure_drop drops exactly what arrives without demand", "[streams]") {
   run([]() -> task<void> {
     ringflow::hot_source<int> src;
     auto sub = (src.as_publisher() | ringflow::on_backpressure_drop()).subscribe();
@@ -73,7 +70,7 @@ TEST_CASE("on_backpressure_drop drops exactly what arrives without demand") {
   });
 }
 
-TEST_CASE("on_backpressure_latest keeps exactly the newest value") {
+TEST_CASE("on_backpressure_latest keeps exactly the newest value", "[streams]") {
   run([]() -> task<void> {
     ringflow::hot_source<int> src;
     auto sub = (src.as_publisher() | ringflow::on_backpressure_latest()).subscribe();
@@ -89,7 +86,7 @@ TEST_CASE("on_backpressure_latest keeps exactly the newest value") {
   });
 }
 
-TEST_CASE("on_backpressure_buffer keeps n values and applies its policy") {
+TEST_CASE("on_backpressure_buffer keeps n values and applies its policy", "[streams]") {
   run([]() -> task<void> {
     ringflow::hot_source<int> src;
     auto sub = (src.as_publisher() | ringflow::on_backpressure_buffer(3, ringflow::overflow::drop_oldest)).subscribe();

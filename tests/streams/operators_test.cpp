@@ -32,12 +32,12 @@ std::vector<T> run_collect(publisher<T> p, std::uint64_t n = 5) {
 
 }  // namespace
 
-TEST_CASE("operators: map and filter give the exact sequence") {
+TEST_CASE("operators: map and filter give the exact sequence", "[streams]") {
   auto p = range(10) | ringflow::filter([](int v) { return v % 2 == 0; }) | ringflow::map([](int v) { return v * 10; });
   REQUIRE(run_collect(p) == std::vector<int>{0, 20, 40, 60, 80});
 }
 
-TEST_CASE("operators: take(n) stops after n and cancels the upstream") {
+TEST_CASE("operators: take(n) stops after n and cancels the upstream", "[streams]") {
   int produced = 0;
   auto counted = publisher<int>::create([&produced](emitter<int>& out) -> task<void> {
     for (int i = 0;; ++i) {
@@ -50,7 +50,7 @@ TEST_CASE("operators: take(n) stops after n and cancels the upstream") {
   REQUIRE(produced <= 8);  // the endless source was cancelled, not drained
 }
 
-TEST_CASE("operators: limit_rate(8) on 100 values requests 8, then 6 each time 6 were consumed") {
+TEST_CASE("operators: limit_rate(8) on 100 values requests 8, then 6 each time 6 were consumed", "[streams]") {
   std::vector<std::uint64_t> requests;
   auto p = range(100) | ringflow::on_request([&requests](std::uint64_t n) { requests.push_back(n); }) |
            ringflow::limit_rate(8);

@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "../support/counters.hpp"
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::emitter;
 using ringflow::publisher;
 using ringflow::task;
 using test_support::lifetime_probe;
+using test_support::run;
 
 namespace {
 
@@ -39,15 +41,9 @@ publisher<int> endless_with_probe() {
   });
 }
 
-template <class F>
-void run(F&& body, unsigned threads = 1) {
-  ringflow::runtime rt({.threads = threads});
-  rt.block_on(body());
-}
-
 }  // namespace
 
-TEST_CASE("streams: request(n) delivers 1..n values and never more than demanded") {
+TEST_CASE("streams: request(n) delivers 1..n values and never more than demanded", "[streams]") {
   run([]() -> task<void> {
     int emitted = 0;
     auto sub = counting(100, &emitted).subscribe();
@@ -68,7 +64,7 @@ TEST_CASE("streams: request(n) delivers 1..n values and never more than demanded
   });
 }
 
-TEST_CASE("streams: a cold publisher runs its producer anew for every subscription") {
+TEST_CASE("streams: a cold publisher runs its producer anew for every subscription", "[streams]") {
   run([]() -> task<void> {
     int emitted = 0;
     auto pub = counting(3, &emitted);
@@ -81,7 +77,7 @@ TEST_CASE("streams: a cold publisher runs its producer anew for every subscripti
   });
 }
 
-TEST_CASE("streams: spec 3.9: request(0) signals invalid_argument and cancels") {
+TEST_CASE("streams: spec 3.9: request(0) signals invalid_argument and cancels", "[streams]") {
   run([]() -> task<void> {
     int emitted = 0;
     auto sub = counting(10, &emitted).subscribe();
@@ -91,7 +87,7 @@ TEST_CASE("streams: spec 3.9: request(0) signals invalid_argument and cancels") 
   });
 }
 
-TEST_CASE("streams: spec 3.17: demand saturates at 2^63-1, request(MAX) twice neither hangs nor wraps") {
+TEST_CASE("streams: spec 3.17: demand saturates at 2^63-1, request(MAX) twice neither hangs nor wraps", "[streams]") {
   run([]() -> task<void> {
     int emitted = 0;
     auto sub = counting(5, &emitted).subscribe();
@@ -108,7 +104,7 @@ TEST_CASE("streams: spec 3.17: demand saturates at 2^63-1, request(MAX) twice ne
   });
 }
 
-TEST_CASE("streams: cancel is idempotent, ends the producer and frees its frame") {
+TEST_CASE("streams: cancel is idempotent, ends the producer and frees its frame", "[streams]") {
   lifetime_probe::reset();
   run([]() -> task<void> {
     auto sub = endless_with_probe().subscribe();
@@ -123,7 +119,7 @@ TEST_CASE("streams: cancel is idempotent, ends the producer and frees its frame"
   });
 }
 
-TEST_CASE("streams: destroying the subscription frees the producer; the publisher may die first") {
+TEST_CASE("streams: destroying the subscription frees the producer; the publisher may die first", "[streams]") {
   lifetime_probe::reset();
   run([]() -> task<void> {
     {
@@ -136,7 +132,7 @@ TEST_CASE("streams: destroying the subscription frees the producer; the publishe
   });
 }
 
-TEST_CASE("streams: an error is rethrown after the values before it") {
+TEST_CASE("streams: an error is rethrown after the values before it", "[streams]") {
   run([]() -> task<void> {
     auto pub = publisher<int>::create([](emitter<int>& out) -> task<void> {
       co_await out.emit(1);
@@ -173,7 +169,7 @@ constexpr long rule_3_3_values = 1'000'000;  // the sanitizers make each step ~1
 constexpr long rule_3_3_values = 10'000'000;
 #endif
 
-TEST_CASE("streams: spec 3.3: requesting 1 at a time for 10 million values uses constant stack") {
+TEST_CASE("streams: spec 3.3: requesting 1 at a time for 10 million values uses constant stack", "[streams]") {
   std::uintptr_t lo = UINTPTR_MAX, hi = 0;
   run([&]() -> task<void> {
     auto pub = publisher<long>::create([lo = &lo, hi = &hi](emitter<long>& out) -> task<void> {
@@ -198,7 +194,7 @@ TEST_CASE("streams: spec 3.3: requesting 1 at a time for 10 million values uses 
   REQUIRE(hi - lo < 4096);  // the producer is always resumed from the same depth
 }
 
-TEST_CASE("streams: a request cancelled by timeout loses nothing") {
+TEST_CASE("streams: a request cancelled by timeout loses nothing", "[streams]") {
   run([]() -> task<void> {
     auto pub = publisher<int>::create([](emitter<int>& out) -> task<void> {
       co_await ringflow::sleep_for(20ms);
@@ -220,7 +216,7 @@ TEST_CASE("streams: a request cancelled by timeout loses nothing") {
   });
 }
 
-TEST_CASE("streams: cancellation from another worker ends a producer") {
+TEST_CASE("streams: cancellation from another worker ends a producer", "[streams]") {
   lifetime_probe::reset();
   ringflow::runtime rt({.threads = 2});
   rt.block_on([](ringflow::runtime* rt) -> task<void> {
@@ -240,7 +236,7 @@ TEST_CASE("streams: cancellation from another worker ends a producer") {
   REQUIRE(lifetime_probe::alive == 0);
 }
 
-TEST_CASE("streams: publisher::from drains a channel by demand, and pump feeds one") {
+TEST_CASE("streams: publisher::from drains a channel by demand, and pump feeds one", "[streams]") {
   run([]() -> task<void> {
     ringflow::channel<int> source(16);
     for (int i = 0; i < 10; ++i) source.try_send(i);

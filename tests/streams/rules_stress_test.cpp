@@ -1,5 +1,5 @@
 // Reactive Streams rules not covered elsewhere, one test each, and the
-// stress tests of issue #4 (cancellation racing emission; constant memory).
+// stress tests (cancellation racing emission; constant memory).
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -78,7 +78,7 @@ long rss_kib() {
 
 }  // namespace
 
-TEST_CASE("spec 1.3 and 3.2: signals are serial, even when on_next requests more") {
+TEST_CASE("spec 1.3 and 3.2: signals are serial, even when on_next requests more", "[streams]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     strict_subscriber s;
@@ -91,7 +91,7 @@ TEST_CASE("spec 1.3 and 3.2: signals are serial, even when on_next requests more
   }());
 }
 
-TEST_CASE("spec 1.6 and 1.7: nothing is signalled after on_complete") {
+TEST_CASE("spec 1.6 and 1.7: nothing is signalled after on_complete", "[streams]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     strict_subscriber s;
@@ -105,7 +105,7 @@ TEST_CASE("spec 1.6 and 1.7: nothing is signalled after on_complete") {
   }());
 }
 
-TEST_CASE("spec 3.5, 3.6 and 3.7: cancel is idempotent and later requests are NOPs") {
+TEST_CASE("spec 3.5, 3.6 and 3.7: cancel is idempotent and later requests are NOPs", "[streams]") {
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
     strict_subscriber s;
@@ -119,7 +119,7 @@ TEST_CASE("spec 3.5, 3.6 and 3.7: cancel is idempotent and later requests are NO
   }());
 }
 
-TEST_CASE("spec 2.13: an on_next that throws cancels the subscription and ends with on_error") {
+TEST_CASE("spec 2.13: an on_next that throws cancels the subscription and ends with on_error", "[streams]") {
   struct throwing : ringflow::subscriber<int> {
     ringflow::channel<int> done{1};
     int nexts = 0;
@@ -151,7 +151,7 @@ TEST_CASE("spec 2.13: an on_next that throws cancels the subscription and ends w
   }());
 }
 
-TEST_CASE("spec 3.13: cancel drops the references to the producer") {
+TEST_CASE("spec 3.13: cancel drops the references to the producer", "[streams]") {
   lifetime_probe::reset();
   ringflow::runtime rt;
   rt.block_on([]() -> task<void> {
@@ -170,7 +170,7 @@ TEST_CASE("spec 3.13: cancel drops the references to the producer") {
   }());
 }
 
-TEST_CASE("streams stress: cancellation racing emission on two workers") {
+TEST_CASE("streams stress: cancellation racing emission on two workers", "[streams]") {
   lifetime_probe::reset();
   ringflow::runtime rt({.threads = 2});
   rt.block_on([](ringflow::runtime* rt) -> task<void> {
@@ -205,7 +205,7 @@ TEST_CASE("streams stress: cancellation racing emission on two workers") {
   REQUIRE(lifetime_probe::alive == 0);
 }
 
-TEST_CASE("streams stress: 10 million values through map | filter | limit_rate in constant memory") {
+TEST_CASE("streams stress: 10 million values through map | filter | limit_rate in constant memory", "[streams]") {
   ringflow::runtime rt;
   long before = rss_kib();
   long peak = before;

@@ -5,12 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "../support/run.hpp"
 #include "../support/streams.hpp"
 
 using ringflow::emitter;
 using ringflow::publisher;
 using ringflow::task;
 using test_support::range;
+using test_support::run;
 
 namespace {
 
@@ -55,15 +57,9 @@ struct recorder : ringflow::subscriber<int> {
   }
 };
 
-template <class F>
-void run(F&& body) {
-  ringflow::runtime rt;
-  rt.block_on(body());
-}
-
 }  // namespace
 
-TEST_CASE("spec 1.9: on_subscribe comes first; 1.1: on_next never exceeds demand; 1.5: on_complete ends") {
+TEST_CASE("spec 1.9: on_subscribe comes first; 1.1: on_next never exceeds demand; 1.5: on_complete ends", "[streams]") {
   run([]() -> task<void> {
     recorder r;
     r.initial = 3;
@@ -81,7 +77,7 @@ TEST_CASE("spec 1.9: on_subscribe comes first; 1.1: on_next never exceeds demand
   });
 }
 
-TEST_CASE("spec 3.3: request(1) from on_next for a million values uses bounded stack") {
+TEST_CASE("spec 3.3: request(1) from on_next for a million values uses bounded stack", "[streams]") {
   run([]() -> task<void> {
     recorder r;
     auto pub = range(1'000'000);
@@ -93,7 +89,7 @@ TEST_CASE("spec 3.3: request(1) from on_next for a million values uses bounded s
   });
 }
 
-TEST_CASE("spec 3.9: request(0) signals on_error(invalid_argument)") {
+TEST_CASE("spec 3.9: request(0) signals on_error(invalid_argument)", "[streams]") {
   run([]() -> task<void> {
     recorder r;
     r.request_zero = true;
@@ -106,7 +102,7 @@ TEST_CASE("spec 3.9: request(0) signals on_error(invalid_argument)") {
   });
 }
 
-TEST_CASE("spec 1.8: after cancel nothing more is signalled") {
+TEST_CASE("spec 1.8: after cancel nothing more is signalled", "[streams]") {
   run([]() -> task<void> {
     recorder r;
     r.cancel_after = 4;
@@ -120,7 +116,7 @@ TEST_CASE("spec 1.8: after cancel nothing more is signalled") {
   });
 }
 
-TEST_CASE("spec 1.4: a failing producer ends with on_error after the values before it") {
+TEST_CASE("spec 1.4: a failing producer ends with on_error after the values before it", "[streams]") {
   run([]() -> task<void> {
     recorder r;
     auto pub = publisher<int>::create([](emitter<int>& out) -> task<void> {
@@ -135,7 +131,7 @@ TEST_CASE("spec 1.4: a failing producer ends with on_error after the values befo
   });
 }
 
-TEST_CASE("processor: a subscriber and a publisher at once, passing demand upstream") {
+TEST_CASE("processor: a subscriber and a publisher at once, passing demand upstream", "[streams]") {
   run([]() -> task<void> {
     int emitted = 0;
     auto source = publisher<int>::create([&emitted](emitter<int>& out) -> task<void> {

@@ -38,7 +38,7 @@ std::vector<T> collect(publisher<T> p) {
 
 }  // namespace
 
-TEST_CASE("sample(period) emits the newest value of each period") {
+TEST_CASE("sample(period) emits the newest value of each period", "[streams]") {
   // Ticks every 40 ms: the first sees 1,2,3 (keeps 3); the ones during the
   // pause see nothing; a later one sees 4,5 (keeps 5).
   REQUIRE(collect(bursts() | ringflow::sample(40ms)) == std::vector<int>{3, 5});
@@ -51,7 +51,7 @@ TEST_CASE("sample(period) emits the newest value of each period") {
   REQUIRE_THROWS_AS(ringflow::sample(0ms), std::invalid_argument);
 }
 
-TEST_CASE("batch(n, max_wait) ships full batches, or what came within max_wait") {
+TEST_CASE("batch(n, max_wait) ships full batches, or what came within max_wait", "[streams]") {
   auto seven = publisher<int>::create([](emitter<int>& out) -> task<void> {
     for (int i = 1; i <= 7; ++i) co_await out.emit(i);
     co_await ringflow::sleep_for(200ms);

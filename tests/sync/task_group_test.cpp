@@ -13,31 +13,28 @@
 #include <ringflow/ringflow.hpp>
 #include <ringflow/task_group.hpp>
 
+#include "../support/run.hpp"
+
 using namespace std::chrono_literals;
 using ringflow::channel;
 using ringflow::task;
 using ringflow::task_group;
+using test_support::run;
 
 // co_await never goes inside REQUIRE: Catch repeats the expression in an
 // unevaluated branch, and g++ 12 then resumes the coroutine wrongly.
 namespace {
-
-template <class T>
-T run(task<T> t, unsigned threads = 1) {
-  ringflow::runtime rt({.threads = threads});
-  return rt.block_on(std::move(t));
-}
 
 // Finishes when `gate` delivers its value.
 task<int> gated(channel<int>& gate) { co_return (co_await gate.recv()).value_or(-1); }
 
 }  // namespace
 
-TEST_CASE("task_group: max_running 0 is refused", "[task_group]") {
+TEST_CASE("task_group: max_running 0 is refused", "[sync][task_group]") {
   REQUIRE_THROWS_AS(task_group<int>(0), std::invalid_argument);
 }
 
-TEST_CASE("task_group: next() reports in finishing order; empty group gives nullopt", "[task_group]") {
+TEST_CASE("task_group: next() reports in finishing order; empty group gives nullopt", "[sync][task_group]") {
   run([]() -> task<void> {
     task_group<int> g;
     auto r1 = co_await g.next();
@@ -62,7 +59,7 @@ TEST_CASE("task_group: next() reports in finishing order; empty group gives null
   }());
 }
 
-TEST_CASE("task_group: spawn suspends at max_running until a task finishes", "[task_group]") {
+TEST_CASE("task_group: spawn suspends at max_running until a task finishes", "[sync][task_group]") {
   run([]() -> task<void> {
     task_group<int> g(2);
     channel<int> a(1), b(1), c(1);
@@ -90,7 +87,7 @@ TEST_CASE("task_group: spawn suspends at max_running until a task finishes", "[t
   }());
 }
 
-TEST_CASE("task_group: next() rethrows a task's exception and goes on", "[task_group]") {
+TEST_CASE("task_group: next() rethrows a task's exception and goes on", "[sync][task_group]") {
   run([]() -> task<void> {
     task_group<void> g;
     co_await g.spawn([]() -> task<void> {
@@ -106,7 +103,7 @@ TEST_CASE("task_group: next() rethrows a task's exception and goes on", "[task_g
   }());
 }
 
-TEST_CASE("task_group: cancel_all cancels running tasks; next() then reports only the finished", "[task_group]") {
+TEST_CASE("task_group: cancel_all cancels running tasks; next() then reports only the finished", "[sync][task_group]") {
   run([]() -> task<void> {
     task_group<int> g;
     channel<int> never(1);
@@ -122,7 +119,7 @@ TEST_CASE("task_group: cancel_all cancels running tasks; next() then reports onl
   }());
 }
 
-TEST_CASE("task_group: the destructor cancels its tasks; they outlive it safely", "[task_group]") {
+TEST_CASE("task_group: the destructor cancels its tasks; they outlive it safely", "[sync][task_group]") {
   std::atomic<int> destroyed{0};
   struct on_destroy {
     std::atomic<int>* n;
@@ -146,7 +143,7 @@ TEST_CASE("task_group: the destructor cancels its tasks; they outlive it safely"
 }
 
 TEST_CASE("task_group: a spawn cancelled while it waits for a place starts nothing and passes its place on",
-          "[task_group]") {
+          "[sync][task_group]") {
   run([]() -> task<void> {
     task_group<int> g(1);
     channel<int> a(1), b(1);
@@ -174,7 +171,7 @@ TEST_CASE("task_group: a spawn cancelled while it waits for a place starts nothi
   }());
 }
 
-TEST_CASE("task_group: a next() cancelled while waiting loses no result", "[task_group]") {
+TEST_CASE("task_group: a next() cancelled while waiting loses no result", "[sync][task_group]") {
   run([]() -> task<void> {
     task_group<int> g;
     channel<int> a(1);
@@ -189,7 +186,7 @@ TEST_CASE("task_group: a next() cancelled while waiting loses no result", "[task
   }());
 }
 
-TEST_CASE("task_group: many tasks on two workers never exceed max_running", "[task_group]") {
+TEST_CASE("task_group: many tasks on two workers never exceed max_running", "[sync][task_group]") {
   run(
       []() -> task<void> {
         constexpr int tasks = 2000, limit = 4;

@@ -228,7 +228,7 @@ void run_large_transfer(bool multishot, unsigned threads) {
 }
 }  // namespace
 
-TEST_CASE("multishot recv: a large transfer arrives intact and in order, on both paths") {
+TEST_CASE("multishot recv: a large transfer arrives intact and in order, on both paths", "[tcp][recv_multishot]") {
   SECTION("multishot, one worker") { run_large_transfer(true, 1); }
   SECTION("multishot, two workers") { run_large_transfer(true, 2); }
   SECTION("fallback, one worker") { run_large_transfer(false, 1); }
@@ -312,7 +312,7 @@ void run_small_messages(bool multishot) {
 }
 }  // namespace
 
-TEST_CASE("multishot recv: many small messages, streamed and echoed, on both paths") {
+TEST_CASE("multishot recv: many small messages, streamed and echoed, on both paths", "[tcp][recv_multishot]") {
   SECTION("multishot") { run_small_messages(true); }
   SECTION("fallback") { run_small_messages(false); }
 }
@@ -346,7 +346,7 @@ task<void> read_bytewise(tcp_listener* l, std::size_t expect, piece_result* out)
 }
 }  // namespace
 
-TEST_CASE("multishot recv: 1-byte reads consume a buffer in pieces and give every buffer back") {
+TEST_CASE("multishot recv: 1-byte reads consume a buffer in pieces and give every buffer back", "[tcp][recv_multishot]") {
   on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool active) {
     constexpr std::size_t n = 3 * buffer_ring::buffer_size + 123;  // 4 buffers, the last one partly filled
     piece_result res;
@@ -384,7 +384,7 @@ task<void> racing_reader(std::uint16_t port, race_stats* st, unsigned seed, unsi
 }
 }  // namespace
 
-TEST_CASE("multishot recv: reads cancelled by timeouts in a loop lose no byte") {
+TEST_CASE("multishot recv: reads cancelled by timeouts in a loop lose no byte", "[tcp][recv_multishot]") {
   on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool) {
     auto writer = rt.spawn(paced_writer(&l, 7, race_pacing));
     race_stats st;
@@ -448,7 +448,7 @@ task<bool> buffers_come_back() {
 }
 }  // namespace
 
-TEST_CASE("multishot recv: a stream destroyed with its receive armed gives everything back") {
+TEST_CASE("multishot recv: a stream destroyed with its receive armed gives everything back", "[tcp][recv_multishot]") {
   ringflow::runtime rt({.threads = 2});
   if (!multishot_on(rt)) {
     WARN("no multishot receive here: skipped");
@@ -493,7 +493,7 @@ task<void> arm_and_wait_queued(tcp_stream* s, std::size_t n) {
 }
 }  // namespace
 
-TEST_CASE("multishot recv: a stream outliving its runtime keeps its queued bytes") {
+TEST_CASE("multishot recv: a stream outliving its runtime keeps its queued bytes", "[tcp][recv_multishot]") {
   auto l = tcp_listener::bind("127.0.0.1", 0);
   int fd = -1;
   tcp_stream s;
@@ -611,7 +611,7 @@ void run_slow_reader(bool soft_cap) {
 }
 }  // namespace
 
-TEST_CASE("multishot recv: a stalled reader holds at most the per-stream cap; the window closes") {
+TEST_CASE("multishot recv: a stalled reader holds at most the per-stream cap; the window closes", "[tcp][recv_multishot]") {
   SECTION("kernel length cap (6.17+)") {
     ringflow::runtime probe;
     bool cap = probe.block_on([]() -> task<bool> { co_return detail::multishot_recv_length_cap(); }());
@@ -688,7 +688,7 @@ void reset_close(int fd) {
 }
 }  // namespace
 
-TEST_CASE("multishot recv: end of stream and ECONNRESET are still reported, after the queued bytes") {
+TEST_CASE("multishot recv: end of stream and ECONNRESET are still reported, after the queued bytes", "[tcp][recv_multishot]") {
   on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool active) {
     {  // EOF after data, and again on every later read
       end_result res;
@@ -780,7 +780,7 @@ task<void> exhaust(tcp_listener* l, exhaust_result* out) {
 }
 }  // namespace
 
-TEST_CASE("multishot recv: more connections than buffers: the ring runs dry, reads fall back, nothing is lost") {
+TEST_CASE("multishot recv: more connections than buffers: the ring runs dry, reads fall back, nothing is lost", "[tcp][recv_multishot]") {
   ringflow::runtime rt;
   const bool active = rt.block_on([]() -> task<bool> { co_return multishot_here(); }());
   auto l = tcp_listener::bind("127.0.0.1", 0, 4096);
@@ -817,7 +817,7 @@ task<std::size_t> read_some(tcp_stream* s, std::vector<std::byte>* into, std::si
 }
 }  // namespace
 
-TEST_CASE("multishot recv: a stream read from alternating workers loses nothing") {
+TEST_CASE("multishot recv: a stream read from alternating workers loses nothing", "[tcp][recv_multishot]") {
   on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool) {
     auto acc = rt.spawn(accept_one(&l));
     int fd = blocking_client(l.local_port());
@@ -862,7 +862,7 @@ task<void> two_readers(tcp_stream* s, std::size_t* a, std::size_t* b) {
 }
 }  // namespace
 
-TEST_CASE("multishot recv: two concurrent reads of one stream both progress (their bytes interleave)") {
+TEST_CASE("multishot recv: two concurrent reads of one stream both progress (their bytes interleave)", "[tcp][recv_multishot]") {
   ringflow::runtime rt;
   auto l = tcp_listener::bind("127.0.0.1", 0);
   auto acc = rt.spawn(accept_one(&l));
@@ -938,7 +938,7 @@ task<void> read_through_refusal(tcp_listener* l, refusal_result* out) {
 // The path a kernel without multishot receive (or without its length cap)
 // takes: the first receive fails with EINVAL before it reads anything, the
 // worker switches the feature off, and reads go on single-shot.
-TEST_CASE("multishot recv: a kernel that refuses the receive with EINVAL gets single-shot reads, and loses nothing") {
+TEST_CASE("multishot recv: a kernel that refuses the receive with EINVAL gets single-shot reads, and loses nothing", "[tcp][recv_multishot]") {
   ringflow::runtime rt;
   if (!multishot_on(rt)) {
     WARN("no multishot receive here: skipped");
@@ -958,7 +958,7 @@ TEST_CASE("multishot recv: a kernel that refuses the receive with EINVAL gets si
   REQUIRE(res.bytes == total);
 }
 
-TEST_CASE("multishot recv: a steady-state read allocates nothing but its own frame") {
+TEST_CASE("multishot recv: a steady-state read allocates nothing but its own frame", "[tcp][recv_multishot]") {
   on_both_paths([](ringflow::runtime& rt, tcp_listener& l, bool) {
     alloc_result res;
     constexpr int warmup = 200, rounds = 1200;

@@ -124,7 +124,7 @@ std::string blocking_echo(int fd, const std::string& msg) {
 
 // ---- basic behaviour ------------------------------------------------------------
 
-TEST_CASE("tcp: echo round trip over IPv4 loopback") {
+TEST_CASE("tcp: echo round trip over IPv4 loopback", "[tcp]") {
   ringflow::runtime rt;
   auto l = tcp_listener::bind("127.0.0.1", 0);
   REQUIRE(l.local_port() != 0);
@@ -134,7 +134,7 @@ TEST_CASE("tcp: echo round trip over IPv4 loopback") {
   server.wait();
 }
 
-TEST_CASE("tcp: echo round trip over IPv6 loopback ::1") {
+TEST_CASE("tcp: echo round trip over IPv6 loopback ::1", "[tcp]") {
   tcp_listener l;
   try {
     l = tcp_listener::bind("::1", 0);
@@ -152,7 +152,7 @@ TEST_CASE("tcp: echo round trip over IPv6 loopback ::1") {
   server2.wait();
 }
 
-TEST_CASE("tcp: connect to \"localhost\" tries each resolved address") {
+TEST_CASE("tcp: connect to \"localhost\" tries each resolved address", "[tcp]") {
   // Only 127.0.0.1 listens: if localhost resolves to ::1 first, that attempt
   // is refused and the next address must be tried.
   ringflow::runtime rt;
@@ -162,7 +162,7 @@ TEST_CASE("tcp: connect to \"localhost\" tries each resolved address") {
   server.wait();
 }
 
-TEST_CASE("tcp: a refused connection throws system_error(ECONNREFUSED)") {
+TEST_CASE("tcp: a refused connection throws system_error(ECONNREFUSED)", "[tcp]") {
   ringflow::runtime rt;
   std::uint16_t port;
   {
@@ -177,7 +177,7 @@ TEST_CASE("tcp: a refused connection throws system_error(ECONNREFUSED)") {
   }
 }
 
-TEST_CASE("tcp: bad arguments, wrong states and address in use") {
+TEST_CASE("tcp: bad arguments, wrong states and address in use", "[tcp]") {
   ringflow::runtime rt;
   REQUIRE_THROWS_AS(rt.block_on(tcp_stream::connect("", 80)), std::invalid_argument);
   REQUIRE_THROWS_AS(rt.block_on(tcp_stream::connect("127.0.0.1", 0)), std::invalid_argument);
@@ -244,7 +244,7 @@ task<void> slow_reader(tcp_listener* l, slow_reader_result* out, const std::atom
 }
 }  // namespace
 
-TEST_CASE("tcp: write_all of 8 MiB to a slow reader arrives intact and in order") {
+TEST_CASE("tcp: write_all of 8 MiB to a slow reader arrives intact and in order", "[tcp]") {
   ringflow::runtime rt;
   auto l = tcp_listener::bind("127.0.0.1", 0);
   int small = 64 * 1024;  // inherited by accepted sockets: a small receive window
@@ -269,7 +269,7 @@ TEST_CASE("tcp: write_all of 8 MiB to a slow reader arrives intact and in order"
   REQUIRE(res.read_when_writer_done + 3 * 1024 * 1024 >= data.size());
 }
 
-TEST_CASE("tcp: half-close: the peer reads EOF and still answers") {
+TEST_CASE("tcp: half-close: the peer reads EOF and still answers", "[tcp]") {
   ringflow::runtime rt;
   auto l = tcp_listener::bind("127.0.0.1", 0);
   auto server = rt.spawn([](tcp_listener* l) -> task<std::string> {
@@ -288,7 +288,7 @@ TEST_CASE("tcp: half-close: the peer reads EOF and still answers") {
   REQUIRE(reply == "response to request");
 }
 
-TEST_CASE("tcp: a reset peer makes read and write_all throw, never SIGPIPE") {
+TEST_CASE("tcp: a reset peer makes read and write_all throw, never SIGPIPE", "[tcp]") {
   std::signal(SIGPIPE, SIG_DFL);  // a SIGPIPE would kill the test process
   ringflow::runtime rt;
   auto l = tcp_listener::bind("127.0.0.1", 0);
@@ -333,7 +333,7 @@ task<void> racing_reader(std::uint16_t port, race_stats* st, unsigned seed) {
 }
 }  // namespace
 
-TEST_CASE("tcp: 1000 reads racing a timeout lose no byte") {
+TEST_CASE("tcp: 1000 reads racing a timeout lose no byte", "[tcp]") {
   ringflow::runtime rt;
   auto l = tcp_listener::bind("127.0.0.1", 0);
   auto writer = rt.spawn(paced_writer(&l, 7, race_pacing));
@@ -398,12 +398,12 @@ void run_accept_cancellation(bool multishot) {
 }
 }  // namespace
 
-TEST_CASE("tcp: accepts cancelled by timeout lose no connection") {
+TEST_CASE("tcp: accepts cancelled by timeout lose no connection", "[tcp]") {
   SECTION("multishot accept") { run_accept_cancellation(true); }
   SECTION("single-shot accept fallback") { run_accept_cancellation(false); }
 }
 
-TEST_CASE("tcp: closing a listener fails waiting accepts, closes queued connections, leaks no fd") {
+TEST_CASE("tcp: closing a listener fails waiting accepts, closes queued connections, leaks no fd", "[tcp]") {
   const std::size_t fds_before = open_fds();
   {
     // Outlive the runtime: its shutdown destroys tasks still using them.
@@ -543,7 +543,7 @@ void run_emfile(bool multishot) {
 }
 }  // namespace
 
-TEST_CASE("tcp: EMFILE on accept backs off, is reported once, and serving resumes") {
+TEST_CASE("tcp: EMFILE on accept backs off, is reported once, and serving resumes", "[tcp]") {
   SECTION("multishot accept") { run_emfile(true); }
   SECTION("single-shot accept fallback") { run_emfile(false); }
 }
@@ -558,7 +558,7 @@ task<void> accept_and_echo_all(tcp_listener* l, int n) {
 }
 }  // namespace
 
-TEST_CASE("tcp: 200 idle connections cost only suspended tasks; an active client is served promptly") {
+TEST_CASE("tcp: 200 idle connections cost only suspended tasks; an active client is served promptly", "[tcp]") {
   ringflow::runtime rt({.threads = 2});
   auto l = tcp_listener::bind("127.0.0.1", 0);
   constexpr int idle_n = 200;
@@ -621,7 +621,7 @@ task<void> accept_share(tcp_listener* l, std::atomic<int>* left) {
 }
 }  // namespace
 
-TEST_CASE("tcp: streams and a listener used from two-thread runtimes") {
+TEST_CASE("tcp: streams and a listener used from two-thread runtimes", "[tcp]") {
   ringflow::runtime server_rt({.threads = 2});
   ringflow::runtime client_rt({.threads = 2});
   auto l = tcp_listener::bind("127.0.0.1", 0);

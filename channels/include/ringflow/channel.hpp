@@ -213,6 +213,7 @@ class channel : detail::bounded_core<channel<T>, T> {
   using core::offer_locked;
   using core::push_locked;
   using core::release_space_locked;
+  using core::return_reserved_locked;
   using core::senders_waiting_locked;
   using core::wake_locked;
   using core::withdraw_locked;

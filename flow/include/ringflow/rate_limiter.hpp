@@ -62,6 +62,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <ringflow/detail/affinity.hpp>
 #include <ringflow/detail/spinlock.hpp>
 #include <ringflow/detail/waiter_list.hpp>
 #include <ringflow/detail/worker.hpp>
@@ -151,28 +152,8 @@ class rate_limiter {
   };
 
   // Holds the lock; wakes a worker of another thread only after unlocking.
-  class lock_scope {
-   public:
-    explicit lock_scope(const rate_limiter& l) noexcept : lock_(&l.lock_) { lock_->lock(); }
-    lock_scope(const lock_scope&) = delete;
-    lock_scope& operator=(const lock_scope&) = delete;
-    ~lock_scope() {
-      lock_->unlock();
-      if (pending_wake_) pending_wake_->wake();
-    }
-    // Pushed while still locked, so a concurrent destroy of h can withdraw it.
-    void schedule(detail::worker* w, std::coroutine_handle<> h) {
-      if (w == detail::tls_worker) {
-        w->schedule_local(h);
-      } else if (w->push_remote(h)) {
-        if (pending_wake_ && pending_wake_ != w) pending_wake_->wake();
-        pending_wake_ = w;
-      }
-    }
-
-   private:
-    detail::spinlock* lock_;
-    detail::worker* pending_wake_ = nullptr;
+  struct lock_scope : detail::affinity_guard {
+    explicit lock_scope(const rate_limiter& l) noexcept : detail::affinity_guard(l.lock_) {}
   };
 
   // Suspends a queued waiter until it is granted its tokens or made the head.

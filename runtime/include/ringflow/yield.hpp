@@ -4,32 +4,17 @@
 // Cancel safety: destroying a task suspended here withdraws its queued resume.
 #pragma once
 
-#include <coroutine>
-#include <stdexcept>
-#include <utility>
-
-#include <ringflow/detail/worker.hpp>
-
 namespace ringflow {
 
 namespace detail {
-struct yield_awaiter {
-  std::coroutine_handle<> me{};
-  yield_awaiter() = default;
-  yield_awaiter(yield_awaiter&& o) noexcept : me(std::exchange(o.me, {})) {}
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
-    if (!tls_worker) throw std::logic_error("ringflow::yield awaited outside a runtime");
-    me = h;
-    tls_worker->schedule_local(h);
-  }
-  void await_resume() noexcept { me = {}; }
-  ~yield_awaiter() {
-    if (me) tls_worker->unschedule(me);
-  }
-};
+struct yield_awaiter;
 }  // namespace detail
 
-inline detail::yield_awaiter yield() noexcept { return {}; }
+// co_await yield(): the other ready tasks of this worker run, then the caller.
+// Awaited outside a runtime: std::logic_error.
+inline detail::yield_awaiter yield() noexcept;
 
 }  // namespace ringflow
+
+// The awaiter and the definition of yield().
+#include <ringflow/detail/yield_awaiter.hpp>

@@ -186,8 +186,7 @@ class channel<T>::permit {
     if (!ch_) return;
     channel* c = std::exchange(ch_, nullptr);
     guard g(*c);
-    --c->reserved_;
-    c->release_space_locked(g);
+    c->return_reserved_locked(g);
   }
   channel* ch_;
 };
@@ -224,16 +223,12 @@ class [[nodiscard]] channel<T>::reserve_awaiter : detail::waiter_node {
   ~reserve_awaiter() {
     if (got_) {  // reserved but never resumed to take it
       guard g(ch_);
-      --ch_.reserved_;
-      ch_.release_space_locked(g);
+      ch_.return_reserved_locked(g);
       return;
     }
     if (!registered) return;
     guard g(ch_);
-    if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) {
-      --ch_.reserved_;
-      ch_.release_space_locked(g);
-    }
+    if (ch_.withdraw_locked(this, ch_.senders_) == detail::wait_state::notified) ch_.return_reserved_locked(g);
   }
 
  private:

@@ -39,7 +39,6 @@ class affinity {
   void make_shared() noexcept {
     if (!needs_lock()) owner_.store(shared_owner, std::memory_order_release);
   }
-  bool is_shared() const noexcept { return owner_.load(std::memory_order_acquire) == shared_owner; }
 
  private:
   bool acquire_slow() noexcept;
@@ -56,6 +55,9 @@ class affinity_guard {
   [[gnu::always_inline]] affinity_guard(affinity& a, spinlock& l) noexcept : lock_(a.needs_lock() ? &l : nullptr) {
     if (lock_) lock_->lock();
   }
+  // Always locks: for an object that takes its lock on every operation (no
+  // affinity), with the same deferred wake.
+  [[gnu::always_inline]] explicit affinity_guard(spinlock& l) noexcept : lock_(&l) { lock_->lock(); }
   affinity_guard(const affinity_guard&) = delete;
   affinity_guard& operator=(const affinity_guard&) = delete;
   [[gnu::always_inline]] ~affinity_guard() { unlock(); }

@@ -21,10 +21,10 @@ struct completion {
   bool in_flight = false;  // submitted (or queued in the SQ) and final CQE not yet seen
 };
 
-// user_data values below this are tags, not completion pointers.
+// user_data values that are tags, not completion pointers (no completion
+// lives at such an address).
 inline constexpr std::uint64_t tag_ignore = 0;
 inline constexpr std::uint64_t tag_wake = 1;
 inline constexpr std::uint64_t tag_eventfd = 2;
-inline constexpr std::uint64_t tag_limit = 16;
 
 }  // namespace ringflow::detail

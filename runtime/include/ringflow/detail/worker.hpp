@@ -142,12 +142,10 @@ class worker {
   // Submits now rather than at the end of this loop turn.
   void submit_now();
   io_uring* ring() noexcept { return &ring_; }
-  bool has_msg_ring() const noexcept { return has_msg_ring_; }
   // Own thread only. The provided-buffer ring that tcp_stream reads through
   // with multishot receives (detail/buffer_ring.hpp); null when the kernel
   // lacks them or RINGFLOW_NO_MULTISHOT_RECV was set when the worker started.
   buffer_ring* recv_buffers() noexcept { return recv_buffers_.get(); }
-  bool has_multishot_recv() const noexcept { return recv_buffers_ != nullptr; }
 
   // ---- ownership of single-worker objects (see affinity.hpp) -------------
   // Once this worker has shut down (retired) a request is granted at once:

@@ -62,49 +62,19 @@ class bounded_core {
 
   // ---- waiters ------------------------------------------------------------------
 
-  // Writes every field of n (the per-operation awaiters leave them unset
-  // until now, see waiter_node::lazy_t). sel: the select n is a case of.
+  // Queues n (detail::enqueue_waiter); sel: the select n is a case of.
   static void enqueue_locked(waiter_node* n, waiter_list& list, std::coroutine_handle<> h, root_link* uncancellable_task = nullptr,
                              select_core* sel = nullptr, unsigned sel_index = 0) {
     if (!tls_worker) throw std::logic_error("ringflow: a bounded queue was awaited outside a runtime");
-    n->handle = h;
-    n->owner = tls_worker;
-    n->state = wait_state::waiting;
-    n->registered = true;
-    n->uncancellable_task = uncancellable_task;
-    n->sel = sel;
-    n->sel_index = sel_index;
-    list.push_back(n);
+    enqueue_waiter(list, n, h, uncancellable_task, sel, sel_index);
   }
 
-  // Withdraws a node whose frame is being destroyed (or that is done).
-  // Returns its last state: `notified` means it held a claim the caller must
-  // pass on.
-  static wait_state withdraw_locked(waiter_node* n, waiter_list& list) {
-    wait_state s = n->state;
-    if (s == wait_state::waiting) {
-      list.remove(n);
-    } else if (s != wait_state::idle) {
-      n->owner->unschedule(n->handle);  // its resume is queued: cancel it
-    }
-    n->state = wait_state::idle;
-    n->registered = false;
-    return s;
-  }
+  // Withdraws n (detail::withdraw_waiter); `notified`: it held a claim the
+  // caller must pass on.
+  static wait_state withdraw_locked(waiter_node* n, waiter_list& list) { return withdraw_waiter(list, n); }
 
-  // The woken task resumes where it waited, unless the waking worker places
-  // it elsewhere (worker::place_woken: only an uncancellable waiter may move).
-  static void wake_locked(affinity_guard& g, waiter_node* n, wait_state s) {
-    n->state = s;
-    worker* w = n->owner;
-    if (n->uncancellable_task) {
-      if (worker* me = tls_worker) {
-        worker* to = me->place_woken(n->uncancellable_task, w);
-        if (to != w) w = n->owner = to;
-      }
-    }
-    g.schedule(w, n->handle);
-  }
+  // Wakes n, off its list, with state s (detail::wake_waiter).
+  static void wake_locked(affinity_guard& g, waiter_node* n, wait_state s) { wake_waiter(g, n, s); }
 
   // True when list's front node may be woken. A node of a select must first
   // win that select; a node whose select another case won is dead and is

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <coroutine>
 
+#include <ringflow/detail/affinity.hpp>
 #include <ringflow/detail/worker.hpp>
 
 namespace ringflow::detail {
@@ -34,9 +35,10 @@ struct waiter_node {
       : prev(nullptr), next(nullptr), owner(nullptr), state(wait_state::idle), registered(false), sel_index(0),
         uncancellable_task(nullptr), sel(nullptr) {}
   // For the awaiters made on every send and recv: only `registered` is set
-  // now; the rest is written when the node is queued (channel::enqueue_locked). An operation that completes at once then
-  // stores two fields, not nine: less work, and fewer chances for a store to
-  // alias (modulo 4 KiB) the thread-local load the next operation makes.
+  // now; the rest is written when the node is queued (enqueue_waiter). An
+  // operation that completes at once then stores two fields, not nine: less
+  // work, and fewer chances for a store to alias (modulo 4 KiB) the
+  // thread-local load the next operation makes.
   struct lazy_t {};
   explicit waiter_node(lazy_t) noexcept : registered(false) {}
 
@@ -87,5 +89,54 @@ class waiter_list {
   waiter_node* head_ = nullptr;
   waiter_node* tail_ = nullptr;
 };
+
+// The steps every wait on a waiter_list takes, under the lock of the object
+// that owns the list (bounded_core's queues, a stream's two sides).
+
+// Queues n for the task h on this worker (the caller checked there is one),
+// writing every field of n (the per-operation awaiters leave them unset until
+// now, see waiter_node::lazy_t). sel: the select n is a case of.
+inline void enqueue_waiter(waiter_list& list, waiter_node* n, std::coroutine_handle<> h,
+                           root_link* uncancellable_task = nullptr, select_core* sel = nullptr,
+                           unsigned sel_index = 0) noexcept {
+  n->handle = h;
+  n->owner = tls_worker;
+  n->state = wait_state::waiting;
+  n->registered = true;
+  n->uncancellable_task = uncancellable_task;
+  n->sel = sel;
+  n->sel_index = sel_index;
+  list.push_back(n);
+}
+
+// Withdraws a node whose frame is being destroyed (or that is done): off the
+// list, or its queued resume cancelled. Returns its last state: `notified`
+// means it held a claim the caller must pass on.
+inline wait_state withdraw_waiter(waiter_list& list, waiter_node* n) {
+  wait_state s = n->state;
+  if (s == wait_state::waiting) {
+    list.remove(n);
+  } else if (s != wait_state::idle) {
+    n->owner->unschedule(n->handle);  // its resume is queued: cancel it
+  }
+  n->state = wait_state::idle;
+  n->registered = false;
+  return s;
+}
+
+// Queues the resumption of n (already off its list) with state s. The woken
+// task resumes where it waited, unless the waking worker places it elsewhere
+// (worker::place_woken: only an uncancellable waiter may move).
+inline void wake_waiter(affinity_guard& g, waiter_node* n, wait_state s) {
+  n->state = s;
+  worker* w = n->owner;
+  if (n->uncancellable_task) {
+    if (worker* me = tls_worker) {
+      worker* to = me->place_woken(n->uncancellable_task, w);
+      if (to != w) w = n->owner = to;
+    }
+  }
+  g.schedule(w, n->handle);
+}
 
 }  // namespace ringflow::detail
