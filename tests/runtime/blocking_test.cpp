@@ -221,12 +221,15 @@ TEST_CASE("spawn_blocking: a wait cancelled while f runs lets it finish; its res
   gate g;
   std::atomic<bool> finished{false};
   run([](gate& g, std::atomic<bool>& finished) -> task<void> {
-    auto r = co_await ringflow::timeout(1ms, spawn_blocking([&] {
-                                           g.pass();
-                                           finished = true;
-                                           return tracked(5);
-                                         }));
-    REQUIRE(!r);
+    auto job = spawn_blocking([&] {
+      g.pass();
+      finished = true;
+      return tracked(5);
+    });
+    auto waiter = ringflow::spawn_local(std::move(job));
+    co_await until(g.waiting, 1);  // f runs on the pool now (a deadline could fire before it starts)
+    waiter.cancel();
+    REQUIRE_THROWS_AS(co_await waiter, ringflow::task_cancelled);
     g.release();
   }(g, finished));
   // The runtime's destructor waited for f; its result was destroyed once, on the pool.
