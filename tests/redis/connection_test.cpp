@@ -24,6 +24,7 @@
 #include <ringflow/redis.hpp>
 
 #include "../support/redis_server.hpp"
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::task;
@@ -34,6 +35,8 @@ using test_support::redis_server;
 
 // co_await never goes inside REQUIRE: Catch repeats the expression in an
 // unevaluated branch, and g++ 12 then resumes the coroutine wrongly.
+using test_support::run;
+
 namespace {
 
 #if defined(__SANITIZE_THREAD__)
@@ -47,12 +50,6 @@ constexpr bool tsan = false;
 #else
 constexpr bool tsan = false;
 #endif
-
-template <class T>
-T run(task<T> t, unsigned threads = 1) {
-  ringflow::runtime rt({.threads = threads});
-  return rt.block_on(std::move(t));
-}
 
 task<connection> connect(const redis_server& s, std::size_t max_in_flight = 1024) {
   co_return co_await connection::connect("127.0.0.1", s.port(), {.max_in_flight = max_in_flight});

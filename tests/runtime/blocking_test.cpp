@@ -20,6 +20,7 @@
 #include <ringflow/ringflow.hpp>
 
 #include "../support/tracked.hpp"
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::channel;
@@ -29,13 +30,9 @@ using test_support::tracked;
 
 // co_await never goes inside REQUIRE: Catch repeats the expression in an
 // unevaluated branch, and g++ 12 then resumes the coroutine wrongly.
-namespace {
+using test_support::run;
 
-template <class T>
-T run(task<T> t, ringflow::runtime_options o = {}) {
-  ringflow::runtime rt(o);
-  return rt.block_on(std::move(t));
-}
+namespace {
 
 // A gate a pool thread can block on until a task (or the test) opens it.
 struct gate {
@@ -60,11 +57,11 @@ task<void> until(std::atomic<int>& v, int at_least) {
 
 }  // namespace
 
-TEST_CASE("spawn_blocking: blocking_threads 0 is refused", "[blocking]") {
+TEST_CASE("spawn_blocking: blocking_threads 0 is refused", "[blocking][runtime]") {
   REQUIRE_THROWS_AS(ringflow::runtime({.blocking_threads = 0}), std::invalid_argument);
 }
 
-TEST_CASE("spawn_blocking: value, void and exception come back through co_await", "[blocking]") {
+TEST_CASE("spawn_blocking: value, void and exception come back through co_await", "[blocking][runtime]") {
   run([]() -> task<void> {
     int v = co_await spawn_blocking([] { return 42; });
     REQUIRE(v == 42);
@@ -94,7 +91,7 @@ TEST_CASE("spawn_blocking: value, void and exception come back through co_await"
 #define RINGFLOW_SOUND_CAPTURES_IN_CO_AWAIT 1
 #endif
 
-TEST_CASE("spawn_blocking: a closure temporary in the co_await expression survives", "[blocking]") {
+TEST_CASE("spawn_blocking: a closure temporary in the co_await expression survives", "[blocking][runtime]") {
 #ifdef RINGFLOW_SOUND_CAPTURES_IN_CO_AWAIT
   run([]() -> task<void> {
     std::size_t n = co_await spawn_blocking([s = std::string(100, 'x')] { return s.size(); });
@@ -120,7 +117,7 @@ TEST_CASE("spawn_blocking: a closure temporary in the co_await expression surviv
   }());
 }
 
-TEST_CASE("spawn_blocking: f runs on a pool thread, the task resumes on its worker", "[blocking]") {
+TEST_CASE("spawn_blocking: f runs on a pool thread, the task resumes on its worker", "[blocking][runtime]") {
   ringflow::runtime rt({.threads = 2});
   for (unsigned w = 0; w < 2; ++w) {
     rt.spawn_on(w, []() -> task<void> {
@@ -132,7 +129,7 @@ TEST_CASE("spawn_blocking: f runs on a pool thread, the task resumes on its work
   }
 }
 
-TEST_CASE("spawn_blocking: the worker keeps running tasks while f blocks", "[blocking]") {
+TEST_CASE("spawn_blocking: the worker keeps running tasks while f blocks", "[blocking][runtime]") {
   // One worker: if f ran on it, the task that opens the gate could never run.
   run([]() -> task<void> {
     gate g;
@@ -150,7 +147,7 @@ TEST_CASE("spawn_blocking: the worker keeps running tasks while f blocks", "[blo
   }());
 }
 
-TEST_CASE("spawn_blocking: at most blocking_threads run at once, FIFO beyond", "[blocking]") {
+TEST_CASE("spawn_blocking: at most blocking_threads run at once, FIFO beyond", "[blocking][runtime]") {
   run(
       []() -> task<void> {
         gate g;
@@ -192,7 +189,7 @@ TEST_CASE("spawn_blocking: at most blocking_threads run at once, FIFO beyond", "
       {.blocking_threads = 2});
 }
 
-TEST_CASE("spawn_blocking: a wait cancelled while f is queued takes it out; f never runs", "[blocking]") {
+TEST_CASE("spawn_blocking: a wait cancelled while f is queued takes it out; f never runs", "[blocking][runtime]") {
   tracked::reset();
   run(
       []() -> task<void> {
@@ -216,7 +213,7 @@ TEST_CASE("spawn_blocking: a wait cancelled while f is queued takes it out; f ne
 }
 
 TEST_CASE("spawn_blocking: a wait cancelled while f runs lets it finish; its result goes on the pool",
-          "[blocking]") {
+          "[blocking][runtime]") {
   tracked::reset();
   gate g;
   std::atomic<bool> finished{false};
@@ -238,7 +235,7 @@ TEST_CASE("spawn_blocking: a wait cancelled while f runs lets it finish; its res
   REQUIRE(tracked::live == 0);
 }
 
-TEST_CASE("spawn_blocking: a task never awaited runs nothing and frees its closure", "[blocking]") {
+TEST_CASE("spawn_blocking: a task never awaited runs nothing and frees its closure", "[blocking][runtime]") {
   tracked::reset();
   std::atomic<bool> ran{false};
   {
@@ -248,7 +245,7 @@ TEST_CASE("spawn_blocking: a task never awaited runs nothing and frees its closu
   REQUIRE(tracked::times_destroyed(3) == 1);
 }
 
-TEST_CASE("spawn_blocking: shutdown with blocking work in flight waits for it", "[blocking]") {
+TEST_CASE("spawn_blocking: shutdown with blocking work in flight waits for it", "[blocking][runtime]") {
   tracked::reset();
   gate g;
   std::atomic<bool> finished{false};
@@ -287,7 +284,7 @@ TEST_CASE("spawn_blocking: shutdown with blocking work in flight waits for it", 
 }
 
 TEST_CASE("spawn_blocking: many calls from two workers, some cancelled, every result destroyed once",
-          "[blocking]") {
+          "[blocking][runtime]") {
   tracked::reset();
   constexpr int n = 400;
   std::atomic<long> sum{0};
@@ -325,7 +322,7 @@ TEST_CASE("spawn_blocking: many calls from two workers, some cancelled, every re
 }
 
 TEST_CASE("spawn_blocking: tcp_stream::connect resolves a name on the pool, not on the worker",
-          "[blocking]") {
+          "[blocking][runtime]") {
   run(
       []() -> task<void> {
         auto l = ringflow::tcp_listener::bind("127.0.0.1", 0);

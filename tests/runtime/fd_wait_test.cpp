@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <ringflow/ringflow.hpp>
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::task;
@@ -26,13 +27,9 @@ using ringflow::wait_writable;
 
 // co_await never goes inside REQUIRE: Catch repeats the expression in an
 // unevaluated branch, and g++ 12 then resumes the coroutine wrongly.
-namespace {
+using test_support::run;
 
-template <class T>
-T run(task<T> t, unsigned threads = 1) {
-  ringflow::runtime rt({.threads = threads});
-  return rt.block_on(std::move(t));
-}
+namespace {
 
 struct fd_pair {
   int fd[2] = {-1, -1};
@@ -66,7 +63,7 @@ bool put_byte(int fd) {
 
 }  // namespace
 
-TEST_CASE("fd_wait: a pipe becomes readable when written; the write end is writable", "[fd_wait]") {
+TEST_CASE("fd_wait: a pipe becomes readable when written; the write end is writable", "[fd_wait][runtime]") {
   run([]() -> task<void> {
     auto p = fd_pair::pipe();
     unsigned w = co_await wait_writable(p.fd[1]);
@@ -82,7 +79,7 @@ TEST_CASE("fd_wait: a pipe becomes readable when written; the write end is writa
   }());
 }
 
-TEST_CASE("fd_wait: a waiter suspended on a socket wakes when the peer writes", "[fd_wait]") {
+TEST_CASE("fd_wait: a waiter suspended on a socket wakes when the peer writes", "[fd_wait][runtime]") {
   run([]() -> task<void> {
     auto s = fd_pair::sockets();
     auto waiter = ringflow::spawn_local(wait_readable(s.fd[0]));
@@ -94,7 +91,7 @@ TEST_CASE("fd_wait: a waiter suspended on a socket wakes when the peer writes", 
   }());
 }
 
-TEST_CASE("fd_wait: a hang-up wakes the waiter with POLLHUP", "[fd_wait]") {
+TEST_CASE("fd_wait: a hang-up wakes the waiter with POLLHUP", "[fd_wait][runtime]") {
   run([]() -> task<void> {
     auto p = fd_pair::pipe();
     auto waiter = ringflow::spawn_local(wait_readable(p.fd[0]));
@@ -111,7 +108,7 @@ TEST_CASE("fd_wait: a hang-up wakes the waiter with POLLHUP", "[fd_wait]") {
   }());
 }
 
-TEST_CASE("fd_wait: a bad descriptor throws system_error", "[fd_wait]") {
+TEST_CASE("fd_wait: a bad descriptor throws system_error", "[fd_wait][runtime]") {
   run([]() -> task<void> {
     REQUIRE_THROWS_AS(co_await wait_readable(-1), std::system_error);
     REQUIRE_THROWS_AS(co_await wait_writable(-5), std::system_error);
@@ -130,7 +127,7 @@ TEST_CASE("fd_wait: a bad descriptor throws system_error", "[fd_wait]") {
   }());
 }
 
-TEST_CASE("fd_wait: waits cancelled by timeout again and again leave nothing behind", "[fd_wait]") {
+TEST_CASE("fd_wait: waits cancelled by timeout again and again leave nothing behind", "[fd_wait][runtime]") {
   run([]() -> task<void> {
     auto p = fd_pair::pipe();
     int cancelled = 0;
@@ -147,7 +144,7 @@ TEST_CASE("fd_wait: waits cancelled by timeout again and again leave nothing beh
   }());
 }
 
-TEST_CASE("fd_wait: many waits on two workers, some cancelled", "[fd_wait]") {
+TEST_CASE("fd_wait: many waits on two workers, some cancelled", "[fd_wait][runtime]") {
   constexpr int n = 64;
   ringflow::runtime rt({.threads = 2});
   std::vector<fd_pair> pairs;

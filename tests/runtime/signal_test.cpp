@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include <ringflow/ringflow.hpp>
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::signal_set;
@@ -21,13 +22,9 @@ using ringflow::task;
 
 // co_await never goes inside REQUIRE: Catch repeats the expression in an
 // unevaluated branch, and g++ 12 then resumes the coroutine wrongly.
-namespace {
+using test_support::run;
 
-template <class T>
-T run(task<T> t, unsigned threads = 1) {
-  ringflow::runtime rt({.threads = threads});
-  return rt.block_on(std::move(t));
-}
+namespace {
 
 bool blocked_here(int s) {
   sigset_t m;
@@ -39,7 +36,7 @@ task<bool> blocked_on_worker(int s) { co_return blocked_here(s); }
 
 }  // namespace
 
-TEST_CASE("signal_set: bad signals are refused; outside a runtime is a logic error", "[signal]") {
+TEST_CASE("signal_set: bad signals are refused; outside a runtime is a logic error", "[signal][runtime]") {
   run([]() -> task<void> {
     REQUIRE_THROWS_AS(signal_set({}), std::invalid_argument);
     REQUIRE_THROWS_AS(signal_set({0}), std::invalid_argument);
@@ -56,7 +53,7 @@ TEST_CASE("signal_set: bad signals are refused; outside a runtime is a logic err
   REQUIRE_THROWS_AS(signal_set({SIGUSR1}), std::logic_error);
 }
 
-TEST_CASE("signal_set: raise on the waiting worker, then wait returns it", "[signal]") {
+TEST_CASE("signal_set: raise on the waiting worker, then wait returns it", "[signal][runtime]") {
   run([]() -> task<void> {
     signal_set s({SIGUSR1});
     REQUIRE(s.contains(SIGUSR1));
@@ -67,7 +64,7 @@ TEST_CASE("signal_set: raise on the waiting worker, then wait returns it", "[sig
   }());
 }
 
-TEST_CASE("signal_set: a suspended wait wakes for a signal sent to the process", "[signal]") {
+TEST_CASE("signal_set: a suspended wait wakes for a signal sent to the process", "[signal][runtime]") {
   run([]() -> task<void> {
     signal_set s({SIGUSR1, SIGUSR2});
     auto waiter = ringflow::spawn_local(s.wait());
@@ -79,7 +76,7 @@ TEST_CASE("signal_set: a suspended wait wakes for a signal sent to the process",
   }());
 }
 
-TEST_CASE("signal_set: two signals give two waits", "[signal]") {
+TEST_CASE("signal_set: two signals give two waits", "[signal][runtime]") {
   run([]() -> task<void> {
     signal_set s({SIGUSR1, SIGUSR2});
     REQUIRE(::kill(::getpid(), SIGUSR1) == 0);
@@ -93,7 +90,7 @@ TEST_CASE("signal_set: two signals give two waits", "[signal]") {
   }());
 }
 
-TEST_CASE("signal_set: a cancelled wait loses no signal", "[signal]") {
+TEST_CASE("signal_set: a cancelled wait loses no signal", "[signal][runtime]") {
   run([]() -> task<void> {
     signal_set s({SIGUSR1});
     auto none = co_await ringflow::timeout(2ms, s.wait());
@@ -123,7 +120,7 @@ TEST_CASE("signal_set: a cancelled wait loses no signal", "[signal]") {
   }());
 }
 
-TEST_CASE("signal_set: blocked on every worker while it lives, unblocked after; two workers", "[signal]") {
+TEST_CASE("signal_set: blocked on every worker while it lives, unblocked after; two workers", "[signal][runtime]") {
   ringflow::runtime rt({.threads = 2});
   auto on = [&](unsigned w) { return rt.spawn_on(w, blocked_on_worker(SIGUSR1)).wait(); };
   REQUIRE(!on(0));
@@ -152,7 +149,7 @@ TEST_CASE("signal_set: blocked on every worker while it lives, unblocked after; 
   REQUIRE(!on(1));
 }
 
-TEST_CASE("signal_set: sets on two workers of two runtimes, moved and destroyed", "[signal]") {
+TEST_CASE("signal_set: sets on two workers of two runtimes, moved and destroyed", "[signal][runtime]") {
   ringflow::runtime other({.threads = 1});
   run(
       [](ringflow::runtime& other) -> task<void> {

@@ -17,6 +17,7 @@
 
 #include <ringflow/ringflow.hpp>
 #include <ringflow/stop.hpp>
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::channel;
@@ -24,13 +25,9 @@ using ringflow::task;
 
 // co_await never goes inside REQUIRE: Catch repeats the expression in an
 // unevaluated branch, and g++ 12 then resumes the coroutine wrongly.
-namespace {
+using test_support::run;
 
-template <class T>
-T run(task<T> t, unsigned threads = 1) {
-  ringflow::runtime rt({.threads = threads});
-  return rt.block_on(std::move(t));
-}
+namespace {
 
 struct alive_flag {
   std::atomic<int>* destroyed;

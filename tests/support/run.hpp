@@ -28,6 +28,13 @@ T run(ringflow::task<T> t, unsigned threads = 1) {
   return rt.block_on(std::move(t));
 }
 
+// Runs t on a runtime built with options o; returns its result.
+template <class T>
+T run(ringflow::task<T> t, ringflow::runtime_options o) {
+  ringflow::runtime rt(o);
+  return rt.block_on(std::move(t));
+}
+
 // Runs body() on a runtime of `threads` workers; returns its result.
 template <class F>
   requires std::invocable<F&>

@@ -104,7 +104,7 @@ struct counted {
 
 }  // namespace
 
-TEST_CASE("broadcast: bad arguments throw", "[broadcast]") {
+TEST_CASE("broadcast: bad arguments throw", "[broadcast][sync]") {
   REQUIRE_THROWS_AS(broadcast<int>(0), std::invalid_argument);
   REQUIRE_THROWS_AS(broadcast<int>(SIZE_MAX), std::invalid_argument);
   REQUIRE_THROWS_AS(broadcast<int>(broadcast<int>::max_capacity + 1), std::invalid_argument);
@@ -126,7 +126,7 @@ TEST_CASE("broadcast: bad arguments throw", "[broadcast]") {
   REQUIRE(b.policy() == overflow::drop_oldest);
 }
 
-TEST_CASE("broadcast: every receiver gets every value, in send order", "[broadcast]") {
+TEST_CASE("broadcast: every receiver gets every value, in send order", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(8, overflow::block);
     receiver r1 = b.subscribe();
@@ -146,7 +146,7 @@ TEST_CASE("broadcast: every receiver gets every value, in send order", "[broadca
   });
 }
 
-TEST_CASE("broadcast: a send with no receiver, or that every policy discards, is dropped", "[broadcast]") {
+TEST_CASE("broadcast: a send with no receiver, or that every policy discards, is dropped", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(2, overflow::drop_incoming);
     send_status none = co_await b.send(1);
@@ -164,7 +164,7 @@ TEST_CASE("broadcast: a send with no receiver, or that every policy discards, is
   });
 }
 
-TEST_CASE("broadcast: each drop policy loses for its own receiver only", "[broadcast]") {
+TEST_CASE("broadcast: each drop policy loses for its own receiver only", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(3);
     receiver oldest = b.subscribe(3, overflow::drop_oldest);
@@ -187,7 +187,7 @@ TEST_CASE("broadcast: each drop policy loses for its own receiver only", "[broad
 }
 
 TEST_CASE("broadcast: a block receiver holds the sender back; a non-reading drop receiver never does",
-          "[broadcast]") {
+          "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(2);
     receiver lossless = b.subscribe(2, overflow::block);
@@ -213,7 +213,7 @@ TEST_CASE("broadcast: a block receiver holds the sender back; a non-reading drop
   });
 }
 
-TEST_CASE("broadcast: a send held back by a full block receiver reaches the others at once", "[broadcast]") {
+TEST_CASE("broadcast: a send held back by a full block receiver reaches the others at once", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(1);
     receiver slow = b.subscribe(1, overflow::block);
@@ -238,7 +238,7 @@ TEST_CASE("broadcast: a send held back by a full block receiver reaches the othe
   });
 }
 
-TEST_CASE("broadcast: a later send never overtakes a waiting one at any receiver", "[broadcast]") {
+TEST_CASE("broadcast: a later send never overtakes a waiting one at any receiver", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(1, overflow::block);
     receiver a = b.subscribe();
@@ -263,7 +263,7 @@ TEST_CASE("broadcast: a later send never overtakes a waiting one at any receiver
   });
 }
 
-TEST_CASE("broadcast: subscribe sees the values sent from then on", "[broadcast]") {
+TEST_CASE("broadcast: subscribe sees the values sent from then on", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(4, overflow::block);
     receiver early = b.subscribe(1, overflow::block);
@@ -284,7 +284,7 @@ TEST_CASE("broadcast: subscribe sees the values sent from then on", "[broadcast]
   });
 }
 
-TEST_CASE("broadcast: dropping a receiver releases the send it held back", "[broadcast]") {
+TEST_CASE("broadcast: dropping a receiver releases the send it held back", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(1);
     auto stuck = std::make_unique<receiver>(b.subscribe(1, overflow::block));
@@ -318,7 +318,7 @@ TEST_CASE("broadcast: dropping a receiver releases the send it held back", "[bro
   });
 }
 
-TEST_CASE("broadcast: close wakes waiting senders and receivers; receivers drain first", "[broadcast]") {
+TEST_CASE("broadcast: close wakes waiting senders and receivers; receivers drain first", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(2, overflow::block);
     receiver full = b.subscribe();
@@ -355,7 +355,7 @@ TEST_CASE("broadcast: close wakes waiting senders and receivers; receivers drain
   });
 }
 
-TEST_CASE("broadcast: receivers outlive the broadcast and drain it", "[broadcast]") {
+TEST_CASE("broadcast: receivers outlive the broadcast and drain it", "[broadcast][sync]") {
   run([]() -> task<void> {
     std::optional<receiver> r;
     {
@@ -373,7 +373,7 @@ TEST_CASE("broadcast: receivers outlive the broadcast and drain it", "[broadcast
   });
 }
 
-TEST_CASE("broadcast: a send cancelled while waiting goes no further; the next send moves up", "[broadcast]") {
+TEST_CASE("broadcast: a send cancelled while waiting goes no further; the next send moves up", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(1);
     receiver slow = b.subscribe(1, overflow::block);
@@ -401,7 +401,7 @@ TEST_CASE("broadcast: a send cancelled while waiting goes no further; the next s
   });
 }
 
-TEST_CASE("broadcast: a send cancelled by timeout; one settled but not yet resumed", "[broadcast]") {
+TEST_CASE("broadcast: a send cancelled by timeout; one settled but not yet resumed", "[broadcast][sync]") {
   counted::live = 0;
   counted::bad = 0;
   run([]() -> task<void> {
@@ -432,7 +432,7 @@ TEST_CASE("broadcast: a send cancelled by timeout; one settled but not yet resum
   REQUIRE(counted::bad == 0);
 }
 
-TEST_CASE("broadcast: a recv cancelled while waiting loses nothing", "[broadcast]") {
+TEST_CASE("broadcast: a recv cancelled while waiting loses nothing", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(4);
     receiver r = b.subscribe();
@@ -461,7 +461,7 @@ TEST_CASE("broadcast: a recv cancelled while waiting loses nothing", "[broadcast
   });
 }
 
-TEST_CASE("broadcast: tasks awaiting one receiver are served first-in, first-out", "[broadcast]") {
+TEST_CASE("broadcast: tasks awaiting one receiver are served first-in, first-out", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<int> b(4);
     receiver r = b.subscribe();
@@ -478,7 +478,7 @@ TEST_CASE("broadcast: tasks awaiting one receiver are served first-in, first-out
   });
 }
 
-TEST_CASE("broadcast: every value and copy is destroyed exactly once, leftovers included", "[broadcast]") {
+TEST_CASE("broadcast: every value and copy is destroyed exactly once, leftovers included", "[broadcast][sync]") {
   counted::live = 0;
   counted::bad = 0;
   run([]() -> task<void> {
@@ -516,7 +516,7 @@ TEST_CASE("broadcast: every value and copy is destroyed exactly once, leftovers 
 // receiver: the values sent after it subscribed = received + buffered +
 // lagged, what it received follows the send order, and a block receiver
 // loses nothing.
-TEST_CASE("broadcast: conservation per receiver under random interleavings", "[broadcast]") {
+TEST_CASE("broadcast: conservation per receiver under random interleavings", "[broadcast][sync]") {
   for (unsigned seed = 1; seed <= 40; ++seed) {
     CAPTURE(seed);
     run([seed]() -> task<void> {
@@ -600,7 +600,7 @@ TEST_CASE("broadcast: conservation per receiver under random interleavings", "[b
   }
 }
 
-TEST_CASE("broadcast: senders and receivers on two workers", "[broadcast]") {
+TEST_CASE("broadcast: senders and receivers on two workers", "[broadcast][sync]") {
   counted::live = 0;
   counted::bad = 0;
   run(
@@ -654,7 +654,7 @@ TEST_CASE("broadcast: senders and receivers on two workers", "[broadcast]") {
   REQUIRE(counted::bad == 0);
 }
 
-TEST_CASE("broadcast: subscribe, unsubscribe and cancel on two workers while sends wait", "[broadcast]") {
+TEST_CASE("broadcast: subscribe, unsubscribe and cancel on two workers while sends wait", "[broadcast][sync]") {
   run(
       []() -> task<void> {
         broadcast<int> b(2, overflow::block);
@@ -711,7 +711,7 @@ struct fragile {
 };
 }  // namespace
 
-TEST_CASE("broadcast: a copy that throws", "[broadcast]") {
+TEST_CASE("broadcast: a copy that throws", "[broadcast][sync]") {
   run([]() -> task<void> {
     broadcast<fragile> b(1, overflow::block);
     auto a = b.subscribe();

@@ -18,6 +18,7 @@
 
 #include <ringflow/ringflow.hpp>
 #include <ringflow/semaphore.hpp>
+#include "../support/run.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::channel;
@@ -27,13 +28,9 @@ using permit = ringflow::semaphore::permit;
 
 // co_await never goes inside REQUIRE: Catch repeats the expression in an
 // unevaluated branch, and g++ 12 then resumes the coroutine wrongly.
-namespace {
+using test_support::run;
 
-template <class T>
-T run(task<T> t, unsigned threads = 1) {
-  ringflow::runtime rt({.threads = threads});
-  return rt.block_on(std::move(t));
-}
+namespace {
 
 task<permit> take(semaphore& s, std::size_t n) { co_return co_await s.acquire(n); }
 
@@ -55,7 +52,7 @@ task<void> until_waiting(const semaphore& s, std::size_t n) {
 
 }  // namespace
 
-TEST_CASE("semaphore: acquire and try_acquire take units; permits give them back", "[semaphore]") {
+TEST_CASE("semaphore: acquire and try_acquire take units; permits give them back", "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(5);
     REQUIRE(s.available() == 5);
@@ -79,7 +76,7 @@ TEST_CASE("semaphore: acquire and try_acquire take units; permits give them back
   }());
 }
 
-TEST_CASE("semaphore: a permit gives its units back exactly once, moved or released", "[semaphore]") {
+TEST_CASE("semaphore: a permit gives its units back exactly once, moved or released", "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(5);
     {
@@ -126,7 +123,7 @@ TEST_CASE("semaphore: a permit gives its units back exactly once, moved or relea
 }
 
 TEST_CASE("semaphore: weighted acquires are served first-in first-out; a big head is not overtaken",
-          "[semaphore]") {
+          "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(4);
     std::vector<int> log;
@@ -163,7 +160,7 @@ TEST_CASE("semaphore: weighted acquires are served first-in first-out; a big hea
   }());
 }
 
-TEST_CASE("semaphore: try_acquire succeeds again once the queue is empty", "[semaphore]") {
+TEST_CASE("semaphore: try_acquire succeeds again once the queue is empty", "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(1);
     permit mine = co_await s.acquire();
@@ -180,7 +177,7 @@ TEST_CASE("semaphore: try_acquire succeeds again once the queue is empty", "[sem
   }());
 }
 
-TEST_CASE("semaphore: add_permits wakes every queued acquire that then fits, in order", "[semaphore]") {
+TEST_CASE("semaphore: add_permits wakes every queued acquire that then fits, in order", "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(0);
     s.add_permits(3);  // owns 3 from now on: acquire(3) is valid
@@ -213,7 +210,7 @@ TEST_CASE("semaphore: add_permits wakes every queued acquire that then fits, in 
   }());
 }
 
-TEST_CASE("semaphore: an acquire of 0 units gives an empty permit at once, even behind waiters", "[semaphore]") {
+TEST_CASE("semaphore: an acquire of 0 units gives an empty permit at once, even behind waiters", "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(1);
     permit mine = co_await s.acquire();
@@ -233,7 +230,7 @@ TEST_CASE("semaphore: an acquire of 0 units gives an empty permit at once, even 
   }());
 }
 
-TEST_CASE("semaphore: bad arguments throw and change nothing", "[semaphore]") {
+TEST_CASE("semaphore: bad arguments throw and change nothing", "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(2);
     REQUIRE_THROWS_AS(co_await s.acquire(3), std::invalid_argument);
@@ -274,7 +271,7 @@ TEST_CASE("semaphore: bad arguments throw and change nothing", "[semaphore]") {
 }
 
 TEST_CASE("semaphore: an acquire timed out at the head takes nothing; the ones behind it that fit move up",
-          "[semaphore]") {
+          "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(2);
     permit mine = co_await s.acquire();  // 1 free, held for the whole test
@@ -296,7 +293,7 @@ TEST_CASE("semaphore: an acquire timed out at the head takes nothing; the ones b
   }());
 }
 
-TEST_CASE("semaphore: an acquire timed out in the middle takes nothing and wakes nobody", "[semaphore]") {
+TEST_CASE("semaphore: an acquire timed out in the middle takes nothing and wakes nobody", "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(1);
     std::vector<int> log;
@@ -320,7 +317,7 @@ TEST_CASE("semaphore: an acquire timed out in the middle takes nothing and wakes
   }());
 }
 
-TEST_CASE("semaphore: join_handle::cancel of a queued acquire, at the head and in the middle", "[semaphore]") {
+TEST_CASE("semaphore: join_handle::cancel of a queued acquire, at the head and in the middle", "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(3);
     std::vector<int> log;
@@ -349,7 +346,7 @@ TEST_CASE("semaphore: join_handle::cancel of a queued acquire, at the head and i
 }
 
 TEST_CASE("semaphore: an acquire cancelled after it was handed its units, before it ran, passes them on",
-          "[semaphore]") {
+          "[semaphore][sync]") {
   run([]() -> task<void> {
     semaphore s(1);
     std::vector<int> log;
@@ -371,7 +368,7 @@ TEST_CASE("semaphore: an acquire cancelled after it was handed its units, before
   }());
 }
 
-TEST_CASE("semaphore: a release on one worker wakes an acquire suspended on the other", "[semaphore]") {
+TEST_CASE("semaphore: a release on one worker wakes an acquire suspended on the other", "[semaphore][sync]") {
   semaphore s(1);
   std::atomic<bool> held{false};
   ringflow::runtime rt({.threads = 2});
@@ -394,7 +391,7 @@ TEST_CASE("semaphore: a release on one worker wakes an acquire suspended on the 
   REQUIRE(s.available() == 1);
 }
 
-TEST_CASE("semaphore: many weighted tasks on two workers never hold more than the permits", "[semaphore]") {
+TEST_CASE("semaphore: many weighted tasks on two workers never hold more than the permits", "[semaphore][sync]") {
   constexpr std::size_t permits = 5;
   constexpr int tasks = 48, rounds = 150;
   semaphore s(permits);
@@ -442,7 +439,7 @@ TEST_CASE("semaphore: many weighted tasks on two workers never hold more than th
   REQUIRE(s.waiting() == 0);
 }
 
-TEST_CASE("semaphore: a runtime shut down with acquires queued and permits held leaks nothing", "[semaphore]") {
+TEST_CASE("semaphore: a runtime shut down with acquires queued and permits held leaks nothing", "[semaphore][sync]") {
   semaphore s(2);  // outlives the runtime, as it must
   {
     channel<int> never(1);  // so does this

@@ -223,7 +223,7 @@ TEST_CASE("task_group: many tasks on two workers never exceed max_running", "[sy
       2);
 }
 
-TEST_CASE("task_group: try_next() reaps finished tasks without waiting, in finishing order", "[task_group]") {
+TEST_CASE("task_group: try_next() reaps finished tasks without waiting, in finishing order", "[task_group][sync]") {
   run([]() -> task<void> {
     task_group<int> g;
     auto r0 = g.try_next();
@@ -256,7 +256,7 @@ TEST_CASE("task_group: try_next() reaps finished tasks without waiting, in finis
   }());
 }
 
-TEST_CASE("task_group: next() awaited inside a loop condition", "[task_group]") {
+TEST_CASE("task_group: next() awaited inside a loop condition", "[task_group][sync]") {
   // Both spellings users write; g++ 12 once mishandled awaiters there.
   run(
       []() -> task<void> {

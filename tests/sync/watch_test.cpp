@@ -68,7 +68,7 @@ struct counted {
 
 }  // namespace
 
-TEST_CASE("watch: get and set; a new receiver has seen the current version", "[watch]") {
+TEST_CASE("watch: get and set; a new receiver has seen the current version", "[watch][sync]") {
   run([]() -> task<void> {
     watch<std::string> w("a");
     REQUIRE(w.get() == "a");
@@ -85,7 +85,7 @@ TEST_CASE("watch: get and set; a new receiver has seen the current version", "[w
   });
 }
 
-TEST_CASE("watch: changed() waits for a newer version and never returns one twice", "[watch]") {
+TEST_CASE("watch: changed() waits for a newer version and never returns one twice", "[watch][sync]") {
   run([]() -> task<void> {
     watch<int> w(0);
     receiver r = w.subscribe();
@@ -105,7 +105,7 @@ TEST_CASE("watch: changed() waits for a newer version and never returns one twic
   });
 }
 
-TEST_CASE("watch: versions in between are skipped; the newest is never missed", "[watch]") {
+TEST_CASE("watch: versions in between are skipped; the newest is never missed", "[watch][sync]") {
   run([]() -> task<void> {
     watch<int> w(0);
     receiver r = w.subscribe();
@@ -128,7 +128,7 @@ TEST_CASE("watch: versions in between are skipped; the newest is never missed", 
   });
 }
 
-TEST_CASE("watch: every receiver sees the change; a copy has seen what the original saw", "[watch]") {
+TEST_CASE("watch: every receiver sees the change; a copy has seen what the original saw", "[watch][sync]") {
   run([]() -> task<void> {
     watch<int> w(0);
     receiver a = w.subscribe();
@@ -154,7 +154,7 @@ TEST_CASE("watch: every receiver sees the change; a copy has seen what the origi
   });
 }
 
-TEST_CASE("watch: close wakes waiters; an unseen value is still returned, then nullopt", "[watch]") {
+TEST_CASE("watch: close wakes waiters; an unseen value is still returned, then nullopt", "[watch][sync]") {
   run([]() -> task<void> {
     watch<int> w(0);
     receiver waiting = w.subscribe();
@@ -192,7 +192,7 @@ TEST_CASE("watch: close wakes waiters; an unseen value is still returned, then n
   });
 }
 
-TEST_CASE("watch: receivers outlive the watch", "[watch]") {
+TEST_CASE("watch: receivers outlive the watch", "[watch][sync]") {
   run([]() -> task<void> {
     std::optional<receiver> r;
     {
@@ -208,7 +208,7 @@ TEST_CASE("watch: receivers outlive the watch", "[watch]") {
   });
 }
 
-TEST_CASE("watch: a cancelled changed() marks nothing seen", "[watch]") {
+TEST_CASE("watch: a cancelled changed() marks nothing seen", "[watch][sync]") {
   run([]() -> task<void> {
     watch<int> w(0);
     receiver r = w.subscribe();
@@ -230,7 +230,7 @@ TEST_CASE("watch: a cancelled changed() marks nothing seen", "[watch]") {
   });
 }
 
-TEST_CASE("watch: every value and copy is destroyed exactly once", "[watch]") {
+TEST_CASE("watch: every value and copy is destroyed exactly once", "[watch][sync]") {
   counted::live = 0;
   counted::bad = 0;
   run([]() -> task<void> {
@@ -249,7 +249,7 @@ TEST_CASE("watch: every value and copy is destroyed exactly once", "[watch]") {
   REQUIRE(counted::bad == 0);
 }
 
-TEST_CASE("watch: a setter and receivers on two workers", "[watch]") {
+TEST_CASE("watch: a setter and receivers on two workers", "[watch][sync]") {
   run(
       []() -> task<void> {
         constexpr int last = 20000;
