@@ -22,15 +22,10 @@
 #include <string>
 #include <vector>
 
+#include "alloc_counter.hpp"
+
 // Counts every heap allocation, to show the steady state allocates nothing.
-static std::atomic<std::uint64_t> g_allocs{0};
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+using bench_support::g_allocs;
 
 namespace {
 
