@@ -9,29 +9,18 @@
 //! (RecvError::Lagged), so the sender sends one buffer's worth and then
 //! meets every receiver at a tokio::sync::Barrier. A lag is a failure.
 
-use std::process::exit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::Runtime;
+
+#[path = "../peer.rs"]
+mod peer;
+use peer::{fail, runtime};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::Barrier;
 
 const CAPACITY: usize = 1024;
-
-fn fail(msg: &str) -> ! {
-    eprintln!("bcastbench: {}", msg);
-    exit(1);
-}
-
-fn runtime(workers: usize) -> Runtime {
-    let rt = if workers == 1 {
-        Builder::new_current_thread().build()
-    } else {
-        Builder::new_multi_thread().worker_threads(workers).build()
-    };
-    rt.unwrap_or_else(|e| fail(&format!("runtime: {}", e)))
-}
 
 /// One run: every task spawned, time from before spawning to the last receiver's end.
 fn run(rt: &Runtime, receivers: usize, n: u64) -> Duration {

@@ -6,24 +6,13 @@
 //! The timed loop runs in a spawned task, as ringflow's does.
 //!   blockingbench [--calls N] [--reps R]
 
-use std::process::exit;
 use std::time::Instant;
 
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::Runtime;
 
-fn fail(msg: &str) -> ! {
-    eprintln!("blockingbench: {}", msg);
-    exit(1);
-}
-
-fn runtime(workers: usize) -> Runtime {
-    let rt = if workers == 1 {
-        Builder::new_current_thread().build()
-    } else {
-        Builder::new_multi_thread().worker_threads(workers).build()
-    };
-    rt.unwrap_or_else(|e| fail(&format!("runtime: {}", e)))
-}
+#[path = "../peer.rs"]
+mod peer;
+use peer::{fail, runtime};
 
 async fn round_trips(n: u64) -> u64 {
     let mut sum = 0u64;

@@ -2,28 +2,15 @@
 //! for ringflow. It prints one JSON object per line to stdout; see README.md.
 //! Output fields mirror bench/peers/go/chanbench ("impl" is "tokio").
 
-use std::process::exit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::Runtime;
+
+#[path = "../peer.rs"]
+mod peer;
+use peer::{fail, runtime};
 use tokio::sync::{mpsc, Mutex};
-
-fn fail(msg: &str) -> ! {
-    eprintln!("chanbench: {}", msg);
-    exit(1);
-}
-
-/// workers == 1: current_thread runtime; else multi_thread with `workers` workers.
-/// Only the features the benchmarks need are enabled (no timer, no I/O driver).
-fn runtime(workers: usize) -> Runtime {
-    let rt = if workers == 1 {
-        Builder::new_current_thread().build()
-    } else {
-        Builder::new_multi_thread().worker_threads(workers).build()
-    };
-    rt.unwrap_or_else(|e| fail(&format!("runtime: {}", e)))
-}
 
 /// spsc: one sender task -> one receiver task. Both are spawned (so on the
 /// multi_thread runtime they run on workers, not on the block_on thread);

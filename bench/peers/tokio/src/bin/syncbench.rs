@@ -2,28 +2,16 @@
 //! ringflow's bench/sync_bench (same scenarios, same fields; "impl" is
 //! "tokio"). It prints one JSON object per line to stdout; see README.md.
 
-use std::process::exit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::Runtime;
+
+#[path = "../peer.rs"]
+mod peer;
+use peer::{fail, runtime};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-
-fn fail(msg: &str) -> ! {
-    eprintln!("syncbench: {}", msg);
-    exit(1);
-}
-
-/// workers == 1: current_thread runtime; else multi_thread with `workers` workers.
-fn runtime(workers: usize) -> Runtime {
-    let rt = if workers == 1 {
-        Builder::new_current_thread().build()
-    } else {
-        Builder::new_multi_thread().worker_threads(workers).build()
-    };
-    rt.unwrap_or_else(|e| fail(&format!("runtime: {}", e)))
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
