@@ -84,7 +84,9 @@ struct consumer_state {
   mutable std::mutex m;
   std::shared_ptr<connection> reader, acker;
   std::set<std::string> in_hand;  // handed out, not acked nor dropped
-  std::set<std::string> dropped;  // dropped unacked: pending here until claimed
+  // Dropped unacked, pending here until claimed: when each may be claimed
+  // (claim_idle after its last delivery, as the broker counts idle time).
+  std::map<std::string, clock::time_point> dropped;
   std::deque<stream_entry> buffered;  // read or claimed, not handed out yet
   bool closed = false;
 
@@ -139,7 +141,7 @@ struct consumer_state {
       {
         std::lock_guard g(m);
         if (in_hand.erase(id) == 0) return;  // acked meanwhile, or a duplicate
-        if (!closed) dropped.insert(id);
+        if (!closed) dropped.emplace(id, clock::now() + opts.claim_idle);
       }
       signal_release();
     } catch (...) {
@@ -333,22 +335,28 @@ struct consumer_state {
     }
     auto c = reader_conn();
     reply r = co_await c->command("XPENDING", opts.stream, opts.group, "-", "+", span, opts.consumer);
-    std::set<std::string> pending;
-    std::vector<std::string> idle;
+    std::map<std::string, long long> pending;  // id -> idle ms at the broker
     for (const reply& p : r.elements()) {
       auto f = p.elements();
-      if (f.size() < 4) continue;
-      std::string id(f[0].str());
-      if (f[2].integer() >= opts.claim_idle.count()) idle.push_back(id);
-      pending.insert(std::move(id));
+      if (f.size() >= 4) pending[std::string(f[0].str())] = f[2].integer();
     }
+    auto now = clock::now();
     {
       std::lock_guard g(m);
-      for (auto it = dropped.begin(); it != dropped.end();) it = pending.count(*it) ? std::next(it) : dropped.erase(it);
-      for (auto& id : idle)
-        if (dropped.count(id)) mine.push_back(id);
+      for (auto it = dropped.begin(); it != dropped.end();) {
+        auto p = pending.find(it->first);
+        if (p == pending.end()) {  // claimed by another consumer
+          it = dropped.erase(it);
+          continue;
+        }
+        if (p->second >= opts.claim_idle.count()) {
+          mine.push_back(it->first);
+        } else {  // not idle long enough yet, as the broker counts
+          it->second = now + (opts.claim_idle - std::chrono::milliseconds(p->second));
+        }
+        ++it;
+      }
     }
-    next_claim = clock::now() + std::max(opts.claim_idle / 4, std::chrono::milliseconds(1));
     if (mine.empty()) co_return false;
     std::vector<std::string> argv{"XCLAIM", opts.stream, opts.group, opts.consumer, to_text(static_cast<std::uint64_t>(opts.claim_idle.count()))};
     argv.insert(argv.end(), mine.begin(), mine.end());
@@ -399,14 +407,24 @@ struct consumer_state {
       for (auto& e : entries) buffered.push_back(std::move(e));  // first deliveries: count 1
       co_return;
     }
-    bool has_dropped;
+    // Every place is held. The dropped ones come back once idle past
+    // claim_idle (taken back here if no other consumer took them); else an
+    // ack or a drop makes room.
+    std::optional<clock::time_point> due;
     {
       std::lock_guard g(m);
-      has_dropped = !dropped.empty();
+      for (auto& [id, t] : dropped)
+        if (!due || t < *due) due = t;
     }
-    if (has_dropped && now >= next_claim && co_await reclaim_dropped()) co_return;
-    auto wait = has_dropped ? std::chrono::duration_cast<std::chrono::milliseconds>(next_claim - clock::now()) + std::chrono::milliseconds(1)
-                            : opts.claim_idle;
+    if (due && now >= *due) {
+      if (co_await reclaim_dropped()) co_return;
+      std::lock_guard g(m);
+      due.reset();
+      for (auto& [id, t] : dropped)
+        if (!due || t < *due) due = t;
+    }
+    auto wait = due ? std::chrono::duration_cast<std::chrono::milliseconds>(*due - clock::now()) + std::chrono::milliseconds(1)
+                    : opts.claim_idle;
     co_await wait_release(clamp_ms(wait, std::chrono::milliseconds(1), opts.claim_idle));
   }
 

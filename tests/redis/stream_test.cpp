@@ -535,7 +535,9 @@ TEST_CASE("redis_stream: connections lost mid-stream: commands fail with system_
   redis_server server;
   run([](const redis_server& s) -> task<void> {
     auto p = co_await open_producer(s, producer_opts(ringflow::overflow::block, 100));
-    auto c = co_await open_consumer(s, consumer_opts("a", 2));
+    auto o = consumer_opts("a", 2);
+    o.claim_idle = 50ms;  // the dropped two are due soon; the loss is noticed then
+    auto c = co_await open_consumer(s, o);
     connection probe = co_await observe(s);
     auto ids = co_await add_n(p, 4);
     std::string first;
