@@ -29,6 +29,11 @@ namespace detail {
 
 using clock = std::chrono::steady_clock;
 
+// COUNT arguments the broker takes (it parses a long), with room to spare.
+constexpr std::size_t max_count = std::size_t{1} << 31;
+// Waits are capped at about 100 years.
+constexpr std::chrono::milliseconds longest_wait = std::chrono::hours(24 * 365 * 100);
+
 struct stream_entry {
   std::string id;
   entry_fields fields;
@@ -67,6 +72,11 @@ std::span<const reply> read_entries(const reply& r) {
   auto s = streams[0].elements();
   if (s.size() < 2 || s[1].is_nil()) return {};
   return s[1].elements();
+}
+
+// The next backoff: twice b, at most max (no overflow near milliseconds::max()).
+std::chrono::milliseconds doubled(std::chrono::milliseconds b, std::chrono::milliseconds max) {
+  return b >= max / 2 ? max : b * 2;
 }
 
 std::chrono::milliseconds clamp_ms(std::chrono::milliseconds v, std::chrono::milliseconds lo,
@@ -571,6 +581,13 @@ task<stream_consumer> stream_consumer::open(std::string_view host, std::uint16_t
   if (opts.reconnect_min.count() <= 0 || opts.reconnect_max < opts.reconnect_min)
     throw std::invalid_argument("ringflow::redis: consumer_options::reconnect_min must be positive and <= reconnect_max");
   if (host.empty() || port == 0) throw std::invalid_argument("ringflow::redis: an empty host or port 0");
+  if (opts.prefetch > detail::max_count)
+    throw std::invalid_argument("ringflow::redis: consumer_options::prefetch must be at most 2^31");
+  // Longer waits than these mean "never" in practice; capping them keeps the
+  // deadline arithmetic (now + claim_idle) from overflowing.
+  opts.claim_idle = std::min(opts.claim_idle, detail::longest_wait);
+  opts.reconnect_max = std::min(opts.reconnect_max, detail::longest_wait);
+  opts.reconnect_min = std::min(opts.reconnect_min, opts.reconnect_max);
   auto st = std::make_shared<detail::consumer_state>();
   st->host = std::string(host);
   st->port = port;
@@ -628,7 +645,7 @@ task<delivery> stream_consumer::next_up_to(std::shared_ptr<detail::consumer_stat
         if (st->closed) throw std::system_error(std::make_error_code(std::errc::connection_aborted), "ringflow::redis: consumer closed");
       }
       co_await sleep_for(backoff);
-      backoff = std::min(backoff * 2, st->opts.reconnect_max);
+      backoff = detail::doubled(backoff, st->opts.reconnect_max);
       bool ok = true;
       try {
         co_await st->connect();
@@ -677,6 +694,8 @@ task<stream_producer> stream_producer::open(std::string_view host, std::uint16_t
   if (opts.backoff_min.count() <= 0 || opts.backoff_max < opts.backoff_min)
     throw std::invalid_argument("ringflow::redis: producer_options::backoff_min must be positive and <= backoff_max");
   if (host.empty() || port == 0) throw std::invalid_argument("ringflow::redis: an empty host or port 0");
+  opts.backoff_max = std::min(opts.backoff_max, detail::longest_wait);
+  opts.backoff_min = std::min(opts.backoff_min, opts.backoff_max);
   auto st = std::make_shared<detail::producer_state>();
   st->host = std::string(host);
   st->port = port;
@@ -741,7 +760,7 @@ task<add_result> stream_producer::add_task(std::shared_ptr<detail::producer_stat
     if (!waited) st->blocked.fetch_add(1, std::memory_order_relaxed);
     waited = true;
     co_await sleep_for(backoff);
-    backoff = std::min(backoff * 2, st->opts.backoff_max);
+    backoff = detail::doubled(backoff, st->opts.backoff_max);
   }
 }
 

@@ -602,3 +602,60 @@ TEST_CASE("redis_stream: a server at maxmemory refuses adds with redis::error (-
     REQUIRE(ids.size() == 1);
   }(server));
 }
+
+TEST_CASE("redis_stream: a server restart mid-stream: what was in flight fails, the consumer reconnects and resumes "
+          "its pending entries, nothing is lost",
+          "[redis_stream]") {
+  redis_server server;
+  run([](redis_server* s) -> task<void> {
+    auto p = co_await open_producer(*s, producer_opts(ringflow::overflow::block, 100));
+    auto o = consumer_opts("a", 3);
+    o.claim_idle = 30s;  // nothing is claimed by idleness here: what comes back, comes from the pending list
+    auto c = co_await open_consumer(*s, o);
+    auto ids = co_await add_n(p, 3);
+    delivery d1 = co_await c.next();
+    std::optional<delivery> d2(co_await c.next());
+    delivery d3 = co_await c.next();
+    co_await d1.ack();
+    d2.reset();  // its handler failed: pending, to come back
+    {
+      connection probe = co_await observe(*s);
+      co_await probe.command("SAVE");  // the stream and the group's pending list survive the restart
+    }
+    // A next() waiting at the broker (one place free, nothing new) while
+    // the server dies and comes back.
+    auto waiting = ringflow::spawn(ringflow::timeout(ceiling, c.next()));
+    {
+      connection probe = co_await observe(*s);
+      co_await until(
+          [&]() -> task<bool> {
+            reply r = co_await probe.command("INFO", "clients");
+            co_return r.str().find("blocked_clients:0") == std::string_view::npos;
+          },
+          "the next() waits in XREADGROUP at the broker");
+    }
+    s->restart();
+    auto again = co_await std::move(waiting);
+    REQUIRE(again.has_value());
+    REQUIRE(again->id() == ids[1]);  // the one it held, back from its pending list
+    REQUIRE(again->redelivered());
+    REQUIRE(c.stats().reconnects >= 1);
+    co_await again->ack();
+    co_await d3.ack();  // a delivery taken before the restart is acked after it
+    // The producer does not reconnect: its connection is gone.
+    ringflow::redis::entry_fields lost{{"n", "lost"}};
+    REQUIRE_THROWS_AS(co_await p.add(std::move(lost)), std::system_error);
+    auto fresh = co_await open_producer(*s, producer_opts(ringflow::overflow::block, 100));
+    auto more = co_await add_n(fresh, 1, 3);
+    auto third = co_await ringflow::timeout(ceiling, c.next());
+    REQUIRE(third.has_value());
+    REQUIRE(third->id() == more[0]);
+    REQUIRE_FALSE(third->redelivered());
+    co_await third->ack();
+    connection probe = co_await observe(*s);
+    long long left = co_await pending_total(probe, "jobs", "workers");
+    REQUIRE(left == 0);
+    long long n = co_await xlen(probe, "jobs");
+    REQUIRE(n == 4);
+  }(&server));
+}

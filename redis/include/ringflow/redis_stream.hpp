@@ -7,7 +7,8 @@
 //   using namespace ringflow::redis;
 //   auto out = co_await stream_producer::open("127.0.0.1", 6379,
 //       {.stream = "jobs", .group = "workers", .max_backlog = 10'000});
-//   add_result r = co_await out.add({{"job", "42"}});     // r.id: the broker's entry id
+//   entry_fields job{{"job", "42"}};   // named: a braced list across a co_await fails in g++ 12
+//   add_result r = co_await out.add(std::move(job));      // r.id: the broker's entry id
 //
 //   auto in = co_await stream_consumer::open("127.0.0.1", 6379,
 //       {.stream = "jobs", .group = "workers", .consumer = "worker-1", .prefetch = 16});
@@ -64,11 +65,13 @@ struct consumer_options {
   std::string consumer;  // this consumer's name in the group (not empty; unique per live consumer)
   // Entries this consumer holds at the broker unacknowledged (its pending
   // list: handed out, read ahead, or dropped and not yet claimed by another):
-  // XREADGROUP asks COUNT = prefetch - held. 0: std::invalid_argument.
+  // XREADGROUP asks COUNT = prefetch - held. 0 or above 2^31:
+  // std::invalid_argument.
   std::size_t prefetch = 16;
   // An entry pending this long without an ack is claimed (XAUTOCLAIM) by the
   // next consumer of the group that asks, this one included, and
-  // redelivered. Zero or negative: std::invalid_argument.
+  // redelivered. Zero or negative: std::invalid_argument; above 100 years:
+  // capped there (as every wait here).
   std::chrono::milliseconds claim_idle{30'000};
   // An entry about to be delivered for the (max_deliveries+1)-th time is
   // added to dead_letter instead (XADD, then XACK here). 0: no limit.
@@ -157,7 +160,8 @@ class stream_consumer {
   // unacknowledged, and while the stream has nothing for it. When the
   // connection is lost it reconnects with backoff (reconnect_min..max,
   // forever: bound it with ringflow::timeout) and resumes from its pending
-  // entries. Throws std::logic_error (not opened, or a next() of this
+  // entries; deliveries still out then are not handed out again (they can
+  // be acked on the new connection), dropped ones are. Throws std::logic_error (not opened, or a next() of this
   // consumer already running: one at a time), redis::error (e.g. the group
   // was destroyed).
   // Cancel safety: may be cancelled at any point; entries it read and did
