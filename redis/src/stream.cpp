@@ -270,7 +270,9 @@ struct consumer_state {
       }
       std::lock_guard g(m);
       dropped.erase(e.id);
-      if (in_hand.count(e.id)) continue;  // still out: not handed out twice
+      // Still out, or read already: not handed out twice.
+      if (in_hand.count(e.id)) continue;
+      if (std::any_of(buffered.begin(), buffered.end(), [&](const stream_entry& b) { return b.id == e.id; })) continue;
       buffered.push_back(std::move(e));
     }
   }
@@ -537,22 +539,37 @@ void delivery::drop() noexcept {
   if (auto s = std::move(st_)) s->on_dropped(id_);
 }
 
+namespace detail {
+// An ack's claim on its entry: settled by the broker's reply; destroyed
+// unsettled (the ack failed, was cancelled, or its task was never run) the
+// entry counts as dropped, so its place comes back after claim_idle.
+struct pending_ack {
+  std::shared_ptr<consumer_state> st;
+  std::string id;
+  bool settled = false;
+  pending_ack(std::shared_ptr<consumer_state> s, std::string i) : st(std::move(s)), id(std::move(i)) {}
+  pending_ack(pending_ack&& o) noexcept : st(std::move(o.st)), id(std::move(o.id)), settled(o.settled) {}
+  pending_ack(const pending_ack&) = delete;
+  pending_ack& operator=(const pending_ack&) = delete;
+  pending_ack& operator=(pending_ack&&) = delete;
+  ~pending_ack() {
+    if (st && !settled) st->on_dropped(id);
+  }
+};
+
+task<void> send_ack(pending_ack a) {
+  auto c = a.st->acker_conn();
+  co_await c->command("XACK", a.st->opts.stream, a.st->opts.group, a.id);
+  a.settled = true;
+  a.st->on_acked(a.id);
+}
+}  // namespace detail
+
 task<void> delivery::ack() {
   if (!st_ && id_.empty()) throw std::logic_error("ringflow::redis::delivery: empty");
   if (!st_) return []() -> task<void> { co_return; }();  // acked already
   // From here on the delivery is no longer ours to drop: the task owns it.
-  return [](std::shared_ptr<detail::consumer_state> st, std::string id) -> task<void> {
-    bool done = false;
-    try {
-      auto c = st->acker_conn();
-      co_await c->command("XACK", st->opts.stream, st->opts.group, id);
-      done = true;
-      st->on_acked(id);
-    } catch (...) {
-      if (!done) st->on_dropped(id);  // still pending: it comes back after claim_idle
-      throw;
-    }
-  }(std::move(st_), id_);
+  return detail::send_ack(detail::pending_ack(std::move(st_), id_));
 }
 
 // ---- stream_consumer ----

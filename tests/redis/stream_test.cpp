@@ -2,6 +2,11 @@
 // test's own (tests/support/redis_server.hpp). What the broker holds is
 // checked at the broker (XPENDING, XLEN, XRANGE) by a connection of the
 // test's own, not by trusting the client's bookkeeping.
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -658,4 +663,156 @@ TEST_CASE("redis_stream: a server restart mid-stream: what was in flight fails, 
     long long n = co_await xlen(probe, "jobs");
     REQUIRE(n == 4);
   }(&server));
+}
+
+TEST_CASE("redis_stream: an ack whose task never ran gives its place back: the entry comes back", "[redis_stream]") {
+  redis_server server;
+  run([](const redis_server& s) -> task<void> {
+    auto p = co_await open_producer(s, producer_opts(ringflow::overflow::block, 100));
+    auto o = consumer_opts("a", 1);
+    o.claim_idle = 50ms;
+    auto c = co_await open_consumer(s, o);
+    auto ids = co_await add_n(p, 2);
+    delivery d = co_await c.next();
+    { auto never_awaited = d.ack(); }
+    REQUIRE(c.held() == 1);  // dropped, still pending here
+    auto again = co_await ringflow::timeout(ceiling, c.next());
+    REQUIRE(again.has_value());
+    REQUIRE(again->id() == ids[0]);
+    REQUIRE(again->delivery_count() == 2);
+    co_await again->ack();
+    delivery second = co_await c.next();
+    REQUIRE(second.id() == ids[1]);
+    co_await second.ack();
+    connection probe = co_await observe(s);
+    long long left = co_await pending_total(probe, "jobs", "workers");
+    REQUIRE(left == 0);
+  }(server));
+}
+
+namespace {
+task<void> add_slowly(stream_producer* p, int n) {
+  for (int i = 0; i < n; ++i) {
+    ringflow::redis::entry_fields f{{"n", std::to_string(i)}};
+    co_await p->add(std::move(f));
+    co_await ringflow::sleep_for(1ms);
+  }
+}
+}  // namespace
+
+TEST_CASE("redis_stream: next() cancelled by timeout at any point loses no entry", "[redis_stream]") {
+  redis_server server;
+  run([](const redis_server& s) -> task<void> {
+    const int n = 60;
+    auto p = co_await open_producer(s, producer_opts(ringflow::overflow::block, 1000));
+    auto c = co_await open_consumer(s, consumer_opts("a", 4));
+    auto adder = ringflow::spawn(add_slowly(&p, n));
+    std::map<std::string, int> got;
+    int cancelled = 0;
+    auto deadline = std::chrono::steady_clock::now() + ceiling;
+    while (static_cast<int>(got.size()) < n && std::chrono::steady_clock::now() < deadline) {
+      // Short timeouts cut next() in its reads and claims; each later call
+      // must find what the cut one had taken at the broker.
+      auto d = co_await ringflow::timeout(std::chrono::microseconds(300 + 97 * (cancelled % 13)), c.next());
+      if (!d) {
+        ++cancelled;
+        continue;
+      }
+      ++got[d->id()];
+      co_await d->ack();
+    }
+    co_await std::move(adder);
+    REQUIRE(static_cast<int>(got.size()) == n);
+    for (auto& [id, times] : got) REQUIRE(times == 1);
+    REQUIRE(cancelled > 0);
+    connection probe = co_await observe(s);
+    long long left = co_await pending_total(probe, "jobs", "workers");
+    REQUIRE(left == 0);
+  }(server), 2);
+}
+
+TEST_CASE("redis_stream: extreme options behave", "[redis_stream]") {
+  auto huge = consumer_opts("a", SIZE_MAX);
+  REQUIRE_THROWS_AS(stream_consumer::open("127.0.0.1", 6379, huge), std::invalid_argument);
+  redis_server server;
+  run([](const redis_server& s) -> task<void> {
+    auto po = producer_opts(ringflow::overflow::block, std::size_t{1} << 53);
+    po.backoff_max = std::chrono::milliseconds::max();
+    auto p = co_await open_producer(s, po);
+    auto o = consumer_opts("a", 2);
+    o.claim_idle = std::chrono::milliseconds::max();
+    o.block = std::chrono::milliseconds::max();
+    o.reconnect_max = std::chrono::milliseconds::max();
+    o.max_deliveries = SIZE_MAX;
+    o.dead_letter = "dead";
+    auto c = co_await open_consumer(s, o);
+    auto ids = co_await add_n(p, 1);
+    delivery d = co_await c.next();
+    REQUIRE(d.id() == ids[0]);
+    co_await d.ack();
+    REQUIRE(c.options().claim_idle < std::chrono::milliseconds::max());
+  }(server));
+}
+
+TEST_CASE("redis_stream: a consumer process killed with SIGKILL mid-batch: another reclaims its entries, every entry "
+          "is acked",
+          "[redis_stream]") {
+  redis_server server;
+  const int n = 40;
+  std::vector<std::string> ids = run([](const redis_server& s, int n) -> task<std::vector<std::string>> {
+    auto p = co_await open_producer(s, producer_opts(ringflow::overflow::block, 1000));
+    co_return co_await add_n(p, n);
+  }(server, n));
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  // Forked while no runtime runs: the child starts its own.
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(ready[0]);
+    try {
+      ringflow::runtime rt({.threads = 1});
+      rt.block_on([](const redis_server& s, int fd) -> task<void> {
+        auto c = co_await open_consumer(s, consumer_opts("victim", 4));
+        std::vector<delivery> batch;
+        for (int i = 0; i < 4; ++i) batch.push_back(co_await c.next());
+        co_await batch[0].ack();  // one acked, three held unacked when it dies
+        char r = 'r';
+        if (::write(fd, &r, 1) != 1) ::_exit(2);
+        for (;;) co_await ringflow::sleep_for(1s);
+      }(server, ready[1]));
+    } catch (...) {
+    }
+    ::_exit(1);
+  }
+  ::close(ready[1]);
+  pollfd pfd{ready[0], POLLIN, 0};
+  REQUIRE(::poll(&pfd, 1, 30'000) == 1);
+  char r = 0;
+  REQUIRE(::read(ready[0], &r, 1) == 1);
+  ::close(ready[0]);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  run([](const redis_server& s, const std::vector<std::string>& ids) -> task<void> {
+    connection probe = co_await observe(s);
+    auto before = co_await pending_by_consumer(probe, "jobs", "workers");
+    REQUIRE(before["victim"] == 3);
+    auto o = consumer_opts("survivor", 4);
+    o.claim_idle = 50ms;
+    auto c = co_await open_consumer(s, o);
+    std::map<std::string, int> got;
+    int redelivered = 0;
+    while (got.size() < ids.size() - 1) {
+      auto d = co_await ringflow::timeout(ceiling, c.next());
+      REQUIRE(d.has_value());
+      ++got[d->id()];
+      if (d->redelivered()) ++redelivered;
+      co_await d->ack();
+    }
+    REQUIRE(redelivered == 3);
+    REQUIRE(got.count(ids[0]) == 0);  // the victim acked it
+    for (std::size_t i = 1; i < ids.size(); ++i) REQUIRE(got[ids[i]] == 1);
+    long long left = co_await pending_total(probe, "jobs", "workers");
+    REQUIRE(left == 0);
+  }(server, ids));
 }
