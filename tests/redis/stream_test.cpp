@@ -182,7 +182,7 @@ task<void> watch_pending(connection* probe, shared_tally* t, long long total, st
 TEST_CASE("redis_stream: two consumers with prefetch 4: every entry acked once, never above 4 pending at the broker",
           "[redis_stream]") {
   redis_server server;
-  const long long total = sanitized ? 400 : 4000;
+  const long long total = sanitized ? 400 : 10000;
   run([](const redis_server& s, long long total) -> task<void> {
     auto p = co_await open_producer(s, producer_opts(ringflow::overflow::block, 1'000'000));
     auto a = co_await open_consumer(s, consumer_opts("a"));
@@ -815,4 +815,28 @@ TEST_CASE("redis_stream: a consumer process killed with SIGKILL mid-batch: anoth
     long long left = co_await pending_total(probe, "jobs", "workers");
     REQUIRE(left == 0);
   }(server, ids));
+}
+
+TEST_CASE("redis_stream: the header's example, as written", "[redis_stream]") {
+  redis_server server;
+  run([](const redis_server& s) -> task<void> {
+    using namespace ringflow::redis;
+    producer_options po{.stream = "jobs", .group = "workers", .max_backlog = 10'000};
+    auto out = co_await stream_producer::open("127.0.0.1", s.port(), po);
+    entry_fields job{{"job", "42"}};
+    add_result r = co_await out.add(std::move(job));
+    consumer_options co{.stream = "jobs", .group = "workers", .consumer = "worker-1", .prefetch = 16};
+    auto in = co_await stream_consumer::open("127.0.0.1", s.port(), co);
+    delivery d = co_await in.next();
+    REQUIRE(d.id() == r.id);
+    REQUIRE(d.fields() == entry_fields{{"job", "42"}});
+    co_await d.ack();
+    auto sub = in.deliveries().subscribe();
+    entry_fields more{{"job", "43"}};
+    co_await out.add(std::move(more));
+    std::vector<delivery> batch = co_await sub.request(8);
+    REQUIRE(batch.size() == 1);
+    co_await batch[0].ack();
+    sub.cancel();
+  }(server));
 }

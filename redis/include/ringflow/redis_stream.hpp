@@ -5,13 +5,13 @@
 // stream.
 //
 //   using namespace ringflow::redis;
-//   auto out = co_await stream_producer::open("127.0.0.1", 6379,
-//       {.stream = "jobs", .group = "workers", .max_backlog = 10'000});
-//   entry_fields job{{"job", "42"}};   // named: a braced list across a co_await fails in g++ 12
+//   producer_options po{.stream = "jobs", .group = "workers", .max_backlog = 10'000};
+//   auto out = co_await stream_producer::open("127.0.0.1", 6379, po);
+//   entry_fields job{{"job", "42"}};
 //   add_result r = co_await out.add(std::move(job));      // r.id: the broker's entry id
 //
-//   auto in = co_await stream_consumer::open("127.0.0.1", 6379,
-//       {.stream = "jobs", .group = "workers", .consumer = "worker-1", .prefetch = 16});
+//   consumer_options co{.stream = "jobs", .group = "workers", .consumer = "worker-1", .prefetch = 16};
+//   auto in = co_await stream_consumer::open("127.0.0.1", 6379, co);
 //   for (;;) {
 //     delivery d = co_await in.next();                  // suspends while 16 are unacked
 //     handle(d.fields());
@@ -20,6 +20,12 @@
 //
 //   auto sub = in.deliveries().subscribe();             // or as a ringflow publisher:
 //   std::vector<delivery> batch = co_await sub.request(8);   // reads at most 8 from the broker
+//
+// Options and fields are named variables above on purpose: g++ 12
+// miscompiles a temporary holding std::strings (a braced or designated
+// initializer) inside a co_await expression (it relocates it bitwise, and
+// the strings' buffers then dangle), even when the callee is a plain
+// function.
 //
 // Scaling out: more consumers with distinct names in the same group, in any
 // number of processes and machines, share the stream; each entry goes to one
@@ -59,10 +65,10 @@ struct stream_entry;
 }  // namespace detail
 
 struct consumer_options {
-  std::string stream;    // the stream's key (not empty)
-  std::string group;     // the consumer group (not empty); created at the stream's first entry
+  std::string stream{};  // the stream's key (not empty)
+  std::string group{};  // the consumer group (not empty); created at the stream's first entry
                          //   if missing (XGROUP CREATE ... 0 MKSTREAM), so nothing added before is lost
-  std::string consumer;  // this consumer's name in the group (not empty; unique per live consumer)
+  std::string consumer{};  // this consumer's name in the group (not empty; unique per live consumer)
   // Entries this consumer holds at the broker unacknowledged (its pending
   // list: handed out, read ahead, or dropped and not yet claimed by another):
   // XREADGROUP asks COUNT = prefetch - held. 0 or above 2^31:
@@ -79,7 +85,7 @@ struct consumer_options {
   // The dead-letter stream's key; required when max_deliveries > 0. Its
   // entries carry the original fields, then "dead-letter-id" (the entry's id
   // in `stream`) and "dead-letter-deliveries" (how often it was delivered).
-  std::string dead_letter;
+  std::string dead_letter{};
   // How long one XREADGROUP waits for new entries at the broker (BLOCK)
   // before next() looks for idle entries to claim. Clamped to [1 ms,
   // claim_idle].
@@ -211,8 +217,8 @@ class stream_consumer {
 // block and drop_incoming check the backlog and add in one Lua script, so
 // max_backlog holds across any number of producers.
 struct producer_options {
-  std::string stream;  // the stream's key (not empty)
-  std::string group;   // the group whose backlog is bounded (not empty); created if missing
+  std::string stream{};  // the stream's key (not empty)
+  std::string group{};  // the group whose backlog is bounded (not empty); created if missing
   std::size_t max_backlog = 10'000;  // 0 or above 2^53: std::invalid_argument
   overflow policy = overflow::block;
   std::chrono::milliseconds backoff_min{1};
@@ -221,7 +227,7 @@ struct producer_options {
 
 struct add_result {
   send_status status = send_status::sent;  // sent, or dropped (drop_incoming)
-  std::string id;                          // the entry's id when sent
+  std::string id{};                        // the entry's id when sent
   std::uint64_t trimmed = 0;               // drop_oldest: older entries this add evicted
 };
 
@@ -253,7 +259,10 @@ class stream_producer {
   // std::invalid_argument (no fields, from the call), redis::error (an
   // error reply: -OOM from a server at maxmemory, a key of another type),
   // std::system_error (connection lost: the entry may or may not be in the
-  // stream; the producer does not reconnect, open a new one).
+  // stream; the producer does not reconnect, open a new one). Each add is
+  // one EVAL of a small Lua script (the check and the XADD in one step), so
+  // an entry is limited to what Lua can unpack: some 3,900 fields (more is
+  // the broker's redis::error).
   // Cancel safety: cancelled while waiting for room, nothing was added;
   // cancelled after it was sent, the entry may be in the stream.
   task<add_result> add(entry_fields fields);
