@@ -64,6 +64,15 @@ class redis_server {
     pid_ = -1;
   }
 
+  // SIGKILL, then a new server on the same port and directory, answering
+  // PING when this returns (it loads dump.rdb if a SAVE wrote one): clients
+  // find it again at the same address.
+  void restart() {
+    kill();
+    start_on(port_);
+    if (pid_ < 0) FAIL("redis-server did not restart; its log: " << log_);
+  }
+
   // One command over a blocking socket in RESP inline form ("INFO clients"),
   // its raw reply: for looking at the server from outside the client under test.
   std::string raw_command(const std::string& inline_command) const {

@@ -31,4 +31,5 @@
 #include <ringflow/watch.hpp>
 #if RINGFLOW_HAS_REDIS
 #include <ringflow/redis.hpp>
+#include <ringflow/redis_stream.hpp>
 #endif
