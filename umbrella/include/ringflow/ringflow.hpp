@@ -32,3 +32,6 @@
 #if RINGFLOW_HAS_REDIS
 #include <ringflow/redis.hpp>
 #endif
+#if RINGFLOW_HAS_HTTP
+#include <ringflow/http.hpp>
+#endif
