@@ -1,8 +1,6 @@
 #include "connection.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -395,7 +393,6 @@ task<void> connection::send_out() {
 }
 
 task<void> connection::fail(int status) {
-  if (std::getenv("RF_HTTP_DEBUG")) std::fprintf(stderr, "fail %d\n", status);
   status_ = status;
   res_headers_.clear();
   keep_alive_ = false;

@@ -33,8 +33,26 @@ struct open_count {
   open_count& operator=(const open_count&) = delete;
 };
 
+// A connection's hold on the server: its slot, and the server state kept
+// alive until the slot is given back. The first parameter of the
+// connection's frame, so it is the last thing the frame destroys, after the
+// handler's frames: once every slot is back, no connection touches anything.
+class conn_ticket {
+ public:
+  conn_ticket(std::shared_ptr<server_state> s, semaphore::permit p) noexcept : keep_(std::move(s)), slot_(std::move(p)) {}
+  conn_ticket(conn_ticket&&) noexcept = default;
+  conn_ticket(const conn_ticket&) = delete;
+  conn_ticket& operator=(const conn_ticket&) = delete;
+  server_state& srv() const noexcept { return *keep_; }
+
+ private:
+  std::shared_ptr<server_state> keep_;  // destroyed after slot_
+  semaphore::permit slot_;
+};
+
 // One connection's task; throws nothing (the group's reports stay empty).
-task<void> serve_connection(server_state& srv, tcp_stream s, semaphore::permit slot, std::stop_token shutdown) {
+task<void> serve_connection(conn_ticket ticket, tcp_stream s, std::stop_token shutdown) {
+  server_state& srv = ticket.srv();
   open_count counted(srv.open);
   try {
     s.set_nodelay(true);
@@ -44,17 +62,18 @@ task<void> serve_connection(server_state& srv, tcp_stream s, semaphore::permit s
     // A reset peer, a broken pipe, no memory: this connection only.
   }
   s.close();
-  (void)slot;  // given back when the frame ends
 }
 
-task<void> accept_loop(server_state& srv, task_group<>& conns, std::stop_token shutdown) {
+task<void> accept_loop(std::shared_ptr<server_state> state, task_group<>& conns, std::stop_token shutdown) {
+  server_state& srv = *state;
   for (;;) {
     // A slot first: at the limit, further connections wait in the backlog.
     semaphore::permit slot = co_await srv.slots.acquire();
     tcp_stream s = co_await srv.listener.accept();
     while (conns.try_next()) {
     }
-    co_await conns.spawn(serve_connection(srv, std::move(s), std::move(slot), shutdown));
+    conn_ticket ticket(state, std::move(slot));
+    co_await conns.spawn(serve_connection(std::move(ticket), std::move(s), shutdown));
   }
 }
 
@@ -78,7 +97,7 @@ server_state::server_state(std::string_view host, std::uint16_t port, handler h,
 }  // namespace detail
 
 server::server(std::string_view host, std::uint16_t port, handler h, server_options opts)
-    : s_(std::make_unique<detail::server_state>(host, port, std::move(h), opts)) {}
+    : s_(std::make_shared<detail::server_state>(host, port, std::move(h), opts)) {}
 
 server::~server() = default;
 
@@ -95,7 +114,7 @@ task<void> server::run(std::stop_token stop) {
   task_group<> conns;
   std::exception_ptr failure;
   try {
-    co_await with_stop(shutdown.get_token(), detail::accept_loop(srv, conns, shutdown.get_token()));
+    co_await with_stop(shutdown.get_token(), detail::accept_loop(s_, conns, shutdown.get_token()));
   } catch (...) {
     failure = std::current_exception();
   }
@@ -105,6 +124,11 @@ task<void> server::run(std::stop_token stop) {
   if (!drained) {
     conns.cancel_all();
     co_await detail::drain(conns);
+  }
+  // The group reports a task before its frame is gone; every slot back
+  // means every connection's frame (and its handler's) was destroyed.
+  {
+    semaphore::permit all = co_await srv.slots.acquire(srv.opts.max_connections);
   }
   if (failure) std::rethrow_exception(failure);
 }

@@ -229,7 +229,9 @@ class server {
   std::uint64_t requests() const noexcept;
 
  private:
-  std::unique_ptr<detail::server_state> s_;
+  // Shared with the connection tasks, whose frames may end on their
+  // workers just after run() saw them finish.
+  std::shared_ptr<detail::server_state> s_;
 };
 
 }  // namespace ringflow::http
