@@ -1,7 +1,9 @@
 #include "connection.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <stdexcept>
 #include <system_error>
@@ -13,7 +15,9 @@ namespace ringflow::http {
 
 namespace {
 
-using clock = std::chrono::steady_clock;
+using detail::clock;
+using detail::deadline_after;
+using detail::saturated;
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -82,6 +86,26 @@ void append_hex(std::string& out, std::uint64_t v) {
     v >>= 4;
   } while (v != 0);
   while (n > 0) out += digits[--n];
+}
+
+// "Sun, 06 Nov 1994 08:49:37 GMT", formatted once per second per thread.
+std::string_view http_date() noexcept {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  thread_local std::time_t cached = -1;
+  thread_local char text[40];
+  thread_local int len = 0;
+  std::time_t now = std::time(nullptr);
+  if (now != cached) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    len = std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+                        months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (len < 0 || len >= static_cast<int>(sizeof text)) len = 0;
+    cached = now;
+  }
+  return {text, static_cast<std::size_t>(len)};
 }
 
 std::span<const std::byte> bytes(std::string_view s) noexcept { return std::as_bytes(std::span(s.data(), s.size())); }
@@ -241,13 +265,8 @@ int connection::on_message_complete(http_parser* p) {
   return 0;
 }
 
-task<std::optional<std::size_t>> connection::read_some(std::chrono::nanoseconds d, bool stoppable) {
+task<std::optional<std::size_t>> connection::read_some(std::chrono::nanoseconds d) {
   std::span<std::byte> buf(reinterpret_cast<std::byte*>(in_.data()) + fill_, in_.size() - fill_);
-  if (stoppable) {
-    std::optional<std::optional<std::size_t>> r = co_await timeout(d, with_stop(shutdown_, s_.read(buf)));
-    if (!r || !*r) co_return std::nullopt;
-    co_return **r;
-  }
   std::optional<std::size_t> r = co_await timeout(d, s_.read(buf));
   co_return r;
 }
@@ -259,7 +278,7 @@ task<void> connection::serve() {
     begin_request();
     // A new connection's header deadline runs from accept; a kept-alive
     // one waits idle_timeout for a first byte, then header_timeout.
-    clock::time_point deadline = clock::now() + o.header_timeout;
+    clock::time_point deadline = deadline_after(o.header_timeout);
     bool timing = first;
     first = false;
     int failed = 0;
@@ -267,7 +286,7 @@ task<void> connection::serve() {
       if (parse_ < fill_) {
         if (!timing) {
           timing = true;
-          deadline = clock::now() + o.header_timeout;
+          deadline = deadline_after(o.header_timeout);
         }
         http_errno e = execute();
         if (e != HPE_OK && e != HPE_PAUSED) {
@@ -287,8 +306,16 @@ task<void> connection::serve() {
       parse_ = fill_ = 0;
       bool nothing_yet = header_bytes_ == 0;
       if (nothing_yet && shutdown_.stop_requested()) co_return;
-      std::chrono::nanoseconds d = timing ? std::chrono::nanoseconds(deadline - clock::now()) : std::chrono::nanoseconds(o.idle_timeout);
-      std::optional<std::size_t> r = co_await read_some(d, nothing_yet);
+      std::chrono::nanoseconds d = timing ? detail::until(deadline) : saturated(o.idle_timeout);
+      // Inline rather than through read_some: a frame less per request.
+      std::optional<std::size_t> r;
+      std::span<std::byte> buf(reinterpret_cast<std::byte*>(in_.data()), in_.size());
+      if (nothing_yet) {
+        std::optional<std::optional<std::size_t>> w = co_await timeout(d, with_stop(shutdown_, s_.read(buf)));
+        if (w && *w) r = **w;
+      } else {
+        r = co_await timeout(d, s_.read(buf));
+      }
       if (!r) {
         if (nothing_yet) co_return;  // idle (or shutting down): close quietly
         failed = 408;
@@ -298,11 +325,17 @@ task<void> connection::serve() {
       fill_ = *r;
       if (!timing) {
         timing = true;
-        deadline = clock::now() + o.header_timeout;
+        deadline = deadline_after(o.header_timeout);
       }
     }
     if (failed == 0 && (parser_.upgrade || method_ == HTTP_CONNECT)) failed = 501;
     if (failed == 0 && content_length_ && *content_length_ > o.max_body_bytes) failed = 413;
+    if (failed == 0 && !chunked_ && content_length_.value_or(0) == 0) {
+      // No body: the parser ends the message on the byte it paused at, so
+      // the request is complete before the handler runs.
+      http_errno e = execute();
+      if (e != HPE_OK && e != HPE_PAUSED) failed = status_for(e);
+    }
     if (failed != 0) {
       co_await fail(failed);
       co_return;
@@ -327,8 +360,10 @@ task<void> connection::serve() {
     }
     co_await res_finish();
     if (close_after_ || body_error_ != 0) co_return;
-    bool drained = co_await discard_body();
-    if (!drained) co_return;
+    if (!message_done_) {
+      bool drained = co_await discard_body();
+      if (!drained) co_return;
+    }
   }
 }
 
@@ -361,6 +396,9 @@ void connection::build_head(std::optional<std::uint64_t> length) {
   out_ += ' ';
   out_ += reason(status_);
   out_ += "\r\n";
+  out_ += "Date: ";
+  out_ += http_date();
+  out_ += "\r\n";
   out_ += res_headers_;
   if (body_allowed()) {
     if (length) {
@@ -387,7 +425,10 @@ void connection::build_head(std::optional<std::uint64_t> length) {
 
 task<void> connection::send_out() {
   writing_ = true;
-  co_await s_.write_all(bytes(out_));
+  return s_.write_all(bytes(out_));
+}
+
+void connection::sent() noexcept {
   writing_ = false;
   out_.clear();
 }
@@ -398,16 +439,18 @@ task<void> connection::fail(int status) {
   keep_alive_ = false;
   build_head(0);
   try {
-    co_await send_out();
+    {
+      co_await send_out();
+      sent();
+    }
     s_.shutdown_write();
     // Linger: what the client still sends is read and dropped for a moment,
     // so our close does not reset the connection under the answer.
-    auto linger = std::min<std::chrono::nanoseconds>(srv_.opts.header_timeout, std::chrono::seconds(1));
-    clock::time_point until = clock::now() + linger;
+    clock::time_point linger_end = deadline_after(std::min<std::chrono::milliseconds>(srv_.opts.header_timeout, std::chrono::seconds(1)));
     std::uint64_t dropped = 0;
     while (dropped < 16 * in_.size()) {
       parse_ = fill_ = 0;
-      std::optional<std::size_t> r = co_await read_some(until - clock::now(), false);
+      std::optional<std::size_t> r = co_await read_some(detail::until(linger_end));
       if (!r || *r == 0) break;
       dropped += *r;
     }
@@ -443,7 +486,7 @@ task<std::size_t> connection::body_read(std::span<std::byte> buf) {
       writing_ = false;
     }
     parse_ = fill_ = body_begin_ = body_end_ = 0;
-    std::optional<std::size_t> r = co_await read_some(srv_.opts.idle_timeout, false);
+    std::optional<std::size_t> r = co_await read_some(saturated(srv_.opts.idle_timeout));
     if (!r) {
       body_error_ = 408;
       throw error(408, "ringflow::http: no request body bytes within idle_timeout");
@@ -476,7 +519,10 @@ task<void> connection::res_write(std::span<const std::byte> data) {
   written_ += data.size();
   bool send_body = body_allowed() && method_ != HTTP_HEAD && !data.empty();
   if (!send_body) {
-    if (!out_.empty()) co_await send_out();
+    if (!out_.empty()) {
+      co_await send_out();
+      sent();
+    }
     co_return;
   }
   if (framing_ == framing::chunked) {
@@ -487,10 +533,16 @@ task<void> connection::res_write(std::span<const std::byte> data) {
   if (data.size() <= copy_below) {
     out_.append(reinterpret_cast<const char*>(data.data()), data.size());
     if (framing_ == framing::chunked) out_ += "\r\n";
-    co_await send_out();
+    {
+      co_await send_out();
+      sent();
+    }
     co_return;
   }
-  if (!out_.empty()) co_await send_out();
+  if (!out_.empty()) {
+      co_await send_out();
+      sent();
+    }
   writing_ = true;
   co_await s_.write_all(data);
   if (framing_ == framing::chunked) co_await s_.write_all(bytes("\r\n"));
@@ -505,13 +557,19 @@ task<void> connection::res_finish() {
     if (!body_set_ && length != 0) close_after_ = true;  // a length with no bytes behind it
     build_head(length);
     if (body_allowed() && method_ != HTTP_HEAD) out_ += res_body_;
-    co_await send_out();
+    {
+      co_await send_out();
+      sent();
+    }
     co_return;
   }
   if (framing_ == framing::chunked) {
     if (body_allowed() && method_ != HTTP_HEAD) {
       out_ += "0\r\n\r\n";
+      {
       co_await send_out();
+      sent();
+    }
     }
   } else if (framing_ == framing::length && written_ < declared_length_.value_or(0)) {
     close_after_ = true;  // the client waits for bytes that will not come

@@ -20,6 +20,28 @@
 
 namespace ringflow::http::detail {
 
+using clock = std::chrono::steady_clock;
+
+// Every duration is valid: milliseconds::max() means "never" and does not
+// overflow the nanoseconds the timers take.
+inline std::chrono::nanoseconds saturated(std::chrono::milliseconds d) noexcept {
+  constexpr auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds::max());
+  if (d >= limit) return std::chrono::nanoseconds::max();
+  if (d <= -limit) return std::chrono::nanoseconds::min();
+  return d;
+}
+inline clock::time_point deadline_after(std::chrono::milliseconds d) noexcept {
+  clock::time_point now = clock::now();
+  std::chrono::nanoseconds ns = saturated(d);
+  if (ns > clock::time_point::max() - now) return clock::time_point::max();
+  if (ns < std::chrono::nanoseconds::zero()) return now;
+  return now + ns;
+}
+inline std::chrono::nanoseconds until(clock::time_point deadline) noexcept {
+  if (deadline == clock::time_point::max()) return std::chrono::nanoseconds::max();
+  return deadline - clock::now();
+}
+
 struct server_state {
   server_state(std::string_view host, std::uint16_t port, handler h, server_options o);
 
@@ -103,12 +125,14 @@ class connection {
   // (HPE_OK or HPE_PAUSED when fine).
   http_errno execute();
   int status_for(http_errno e) const noexcept;
-  // The bytes the next socket read may fill; nullopt when d passed (or stop,
-  // if stoppable), 0 at end of stream.
-  task<std::optional<std::size_t>> read_some(std::chrono::nanoseconds d, bool stoppable);
+  // Reads into in_ after fill_: the byte count, 0 at end of stream, nullopt
+  // when d passed first.
+  task<std::optional<std::size_t>> read_some(std::chrono::nanoseconds d);
   bool body_allowed() const noexcept;
   void build_head(std::optional<std::uint64_t> length);
+  // Writes out_ (writing_ set); sent() after it completed.
   task<void> send_out();
+  void sent() noexcept;
   // Answers status with "Connection: close", half-closes, and reads what the
   // client still sends for a moment so that closing does not reset the
   // connection before the client read the answer.

@@ -120,7 +120,7 @@ task<void> server::run(std::stop_token stop) {
   }
   shutdown.request_stop();
   srv.listener.close();
-  bool drained = co_await timeout(srv.opts.shutdown_grace, detail::drain(conns));
+  bool drained = co_await timeout(detail::saturated(srv.opts.shutdown_grace), detail::drain(conns));
   if (!drained) {
     conns.cancel_all();
     co_await detail::drain(conns);

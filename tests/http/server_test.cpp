@@ -27,6 +27,32 @@
 using namespace std::chrono_literals;
 namespace http = ringflow::http;
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define HTTP_TEST_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HTTP_TEST_SANITIZED 1
+#endif
+
+// Counts the allocations made on the runtime's worker threads (the server's
+// side; the client runs on the test thread). Plain builds only: the
+// sanitizers bring their own operator new.
+#if !defined(HTTP_TEST_SANITIZED)
+namespace {
+std::atomic<std::uint64_t> worker_allocs{0};
+}
+// (noinline: g++ would otherwise see free() meet a new-expression.)
+__attribute__((noinline)) void* operator new(std::size_t n) {
+  if (ringflow::detail::tls_worker) worker_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+__attribute__((noinline)) void operator delete(void* p) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
+
 namespace {
 
 // ---- the client -------------------------------------------------------------
@@ -696,6 +722,57 @@ TEST_CASE("Expect: 100-continue is answered when the body is read", "[http]") {
   r = c.read_reply();
   REQUIRE(r);
   CHECK(r->body == "POST /e 4:data");
+}
+
+TEST_CASE("steady-state keep-alive requests allocate only coroutine frames", "[http]") {
+#if defined(HTTP_TEST_SANITIZED)
+  SUCCEED("allocations are counted in plain builds only");
+#else
+  harness h([](http::request& req, http::response& res) -> ringflow::task<> {
+    res.set_header("X-Target", req.target());
+    res.set_body("0123456789abcdef");
+    co_return;
+  });
+  client c(h.port());
+  std::string req = get("/steady", "User-Agent: test\r\nAccept: */*\r\n");
+  for (int i = 0; i < 200; ++i) {  // warm-up: buffers reach their size
+    REQUIRE(c.send(req));
+    REQUIRE(c.read_reply());
+  }
+  constexpr int n = 2000;
+  std::uint64_t before = worker_allocs.load();
+  for (int i = 0; i < n; ++i) {
+    REQUIRE(c.send(req));
+    REQUIRE(c.read_reply());
+  }
+  double per_request = static_cast<double>(worker_allocs.load() - before) / n;
+  WARN("server-side allocations per keep-alive request: " << per_request);
+  // The handler's frame, the response's write and the read with its
+  // deadline and stop watch: a handful of coroutine frames, no buffers.
+  CHECK(per_request <= 7.5);
+#endif
+}
+
+TEST_CASE("extreme timeouts mean never, and zero ones act at once", "[http]") {
+  auto o = small_options();
+  o.header_timeout = std::chrono::milliseconds::max();
+  o.idle_timeout = std::chrono::milliseconds::max();
+  o.shutdown_grace = std::chrono::milliseconds::max();
+  o.max_body_bytes = UINT64_MAX;
+  {
+    harness h(echo_body, o);
+    client c(h.port());
+    REQUIRE(c.send("POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"));
+    auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->body == "POST /x 2:hi");
+  }
+  o.header_timeout = std::chrono::milliseconds::min();
+  o.idle_timeout = std::chrono::milliseconds::zero();
+  o.shutdown_grace = std::chrono::milliseconds::min();
+  harness h(echo_body, o);
+  client c(h.port());
+  CHECK(c.wait_closed());  // nothing sent by the deadline
 }
 
 TEST_CASE("bad server arguments throw", "[http]") {
