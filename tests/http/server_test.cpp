@@ -711,6 +711,50 @@ TEST_CASE("handler errors and bad response use", "[http]") {
   CHECK(c.wait_closed());
 }
 
+TEST_CASE("a body read cancelled by the handler's timeout loses nothing", "[http]") {
+  harness h([](http::request& req, http::response& res) -> ringflow::task<> {
+    std::byte buf[64];
+    std::optional<std::size_t> n = co_await ringflow::timeout(50ms, req.body().read(buf));
+    if (!n) {
+      res.set_body("timed out");
+      co_return;
+    }
+    std::string body(reinterpret_cast<const char*>(buf), *n);
+    std::string rest;
+    co_await req.body().read_all(rest);
+    res.set_body("read " + body + rest);
+  });
+  client c(h.port());
+  // The body comes only after the answer: the handler's read timed out, the
+  // server skips the body it did not read, and the connection goes on.
+  REQUIRE(c.send("POST /late HTTP/1.1\r\nContent-Length: 5\r\n\r\n"));
+  auto r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->body == "timed out");
+  REQUIRE(c.send("later" + get("/next")));
+  r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->body == "read ");  // /next has no body: its read returns 0 at once
+  REQUIRE(c.send("POST /now HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"));
+  r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->body == "read abc");
+}
+
+TEST_CASE("HTTP/1.0 streamed responses end with the connection", "[http]") {
+  harness h([](http::request&, http::response& res) -> ringflow::task<> {
+    co_await res.write("part one, ");
+    co_await res.write("part two");
+  });
+  client c(h.port());
+  REQUIRE(c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+  auto r = c.read_reply();
+  REQUIRE(r);
+  CHECK_FALSE(r->chunked);
+  CHECK(r->body == "part one, part two");
+  CHECK(r->header("connection") == "close");
+}
+
 TEST_CASE("Expect: 100-continue is answered when the body is read", "[http]") {
   harness h(echo_body);
   client c(h.port());

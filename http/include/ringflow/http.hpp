@@ -6,7 +6,11 @@
 //         if (req.target() == "/upload") {
 //           std::byte buf[16 * 1024];
 //           std::uint64_t total = 0;
-//           while (std::size_t n = co_await req.body().read(buf)) total += n;  // paced by us
+//           for (;;) {
+//             std::size_t n = co_await req.body().read(buf);  // the socket is read at our pace
+//             if (n == 0) break;
+//             total += n;
+//           }
 //           res.set_body(std::to_string(total));
 //         } else {
 //           res.set_header("Content-Type", "text/plain");
