@@ -1,6 +1,7 @@
 #include "connection.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -423,14 +424,16 @@ void connection::build_head(std::optional<std::uint64_t> length) {
   headers_sent_ = true;
 }
 
-task<void> connection::send_out() {
+task<bool> connection::send(std::span<const std::byte> data) {
   writing_ = true;
-  return s_.write_all(bytes(out_));
+  return timeout(saturated(srv_.opts.write_timeout), s_.write_all(data));
 }
 
-void connection::sent() noexcept {
+void connection::sent(bool in_time) {
+  if (!in_time) {
+    throw std::system_error(ETIMEDOUT, std::generic_category(), "ringflow::http: the client took no bytes within write_timeout");
+  }
   writing_ = false;
-  out_.clear();
 }
 
 task<void> connection::fail(int status) {
@@ -439,14 +442,14 @@ task<void> connection::fail(int status) {
   keep_alive_ = false;
   build_head(0);
   try {
-    {
-      co_await send_out();
-      sent();
-    }
+    bool in_time = co_await send(bytes(out_));
+    sent(in_time);
+    out_.clear();
     s_.shutdown_write();
     // Linger: what the client still sends is read and dropped for a moment,
     // so our close does not reset the connection under the answer.
-    clock::time_point linger_end = deadline_after(std::min<std::chrono::milliseconds>(srv_.opts.header_timeout, std::chrono::seconds(1)));
+    clock::time_point linger_end =
+        deadline_after(std::min<std::chrono::milliseconds>(srv_.opts.header_timeout, std::chrono::seconds(1)));
     std::uint64_t dropped = 0;
     while (dropped < 16 * in_.size()) {
       parse_ = fill_ = 0;
@@ -481,9 +484,8 @@ task<std::size_t> connection::body_read(std::span<std::byte> buf) {
     }
     if (expect_continue_ && !continue_sent_ && !headers_sent_) {
       continue_sent_ = true;
-      writing_ = true;
-      co_await s_.write_all(bytes("HTTP/1.1 100 Continue\r\n\r\n"));
-      writing_ = false;
+      bool in_time = co_await send(bytes("HTTP/1.1 100 Continue\r\n\r\n"));
+      sent(in_time);
     }
     parse_ = fill_ = body_begin_ = body_end_ = 0;
     std::optional<std::size_t> r = co_await read_some(saturated(srv_.opts.idle_timeout));
@@ -520,8 +522,9 @@ task<void> connection::res_write(std::span<const std::byte> data) {
   bool send_body = body_allowed() && method_ != HTTP_HEAD && !data.empty();
   if (!send_body) {
     if (!out_.empty()) {
-      co_await send_out();
-      sent();
+      bool in_time = co_await send(bytes(out_));
+      sent(in_time);
+      out_.clear();
     }
     co_return;
   }
@@ -533,20 +536,22 @@ task<void> connection::res_write(std::span<const std::byte> data) {
   if (data.size() <= copy_below) {
     out_.append(reinterpret_cast<const char*>(data.data()), data.size());
     if (framing_ == framing::chunked) out_ += "\r\n";
-    {
-      co_await send_out();
-      sent();
-    }
+    bool in_time = co_await send(bytes(out_));
+    sent(in_time);
+    out_.clear();
     co_return;
   }
   if (!out_.empty()) {
-      co_await send_out();
-      sent();
-    }
-  writing_ = true;
-  co_await s_.write_all(data);
-  if (framing_ == framing::chunked) co_await s_.write_all(bytes("\r\n"));
-  writing_ = false;
+    bool in_time = co_await send(bytes(out_));
+    sent(in_time);
+    out_.clear();
+  }
+  bool in_time = co_await send(data);
+  sent(in_time);
+  if (framing_ == framing::chunked) {
+    in_time = co_await send(bytes("\r\n"));
+    sent(in_time);
+  }
 }
 
 task<void> connection::res_finish() {
@@ -557,19 +562,17 @@ task<void> connection::res_finish() {
     if (!body_set_ && length != 0) close_after_ = true;  // a length with no bytes behind it
     build_head(length);
     if (body_allowed() && method_ != HTTP_HEAD) out_ += res_body_;
-    {
-      co_await send_out();
-      sent();
-    }
+    bool in_time = co_await send(bytes(out_));
+    sent(in_time);
+    out_.clear();
     co_return;
   }
   if (framing_ == framing::chunked) {
     if (body_allowed() && method_ != HTTP_HEAD) {
       out_ += "0\r\n\r\n";
-      {
-      co_await send_out();
-      sent();
-    }
+      bool in_time = co_await send(bytes(out_));
+      sent(in_time);
+      out_.clear();
     }
   } else if (framing_ == framing::length && written_ < declared_length_.value_or(0)) {
     close_after_ = true;  // the client waits for bytes that will not come

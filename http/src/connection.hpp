@@ -130,9 +130,10 @@ class connection {
   task<std::optional<std::size_t>> read_some(std::chrono::nanoseconds d);
   bool body_allowed() const noexcept;
   void build_head(std::optional<std::uint64_t> length);
-  // Writes out_ (writing_ set); sent() after it completed.
-  task<void> send_out();
-  void sent() noexcept;
+  // Writes data within write_timeout (false: it did not), with writing_ set
+  // meanwhile; sent() takes the verdict: writing_ cleared, or ETIMEDOUT thrown.
+  task<bool> send(std::span<const std::byte> data);
+  void sent(bool in_time);
   // Answers status with "Connection: close", half-closes, and reads what the
   // client still sends for a moment so that closing does not reset the
   // connection before the client read the answer.

@@ -89,6 +89,11 @@ struct server_options {
   // How long a keep-alive connection may wait for its next request, and how
   // long one read of a request body may wait for bytes.
   std::chrono::milliseconds idle_timeout{60'000};
+  // How long one write (a res.write, the buffered response) may wait for the
+  // client to take its bytes; past it the write throws std::system_error
+  // (ETIMEDOUT) and the connection closes, so a client that stops reading
+  // holds its slot no longer than this.
+  std::chrono::milliseconds write_timeout{60'000};
   // Connections served at once; more wait in the listen backlog (the server
   // calls accept only while a slot is free).
   std::size_t max_connections = 10'000;
@@ -186,7 +191,7 @@ class response {
   void set_body(std::string_view body);
   // Streams body bytes (headers first, on the first call); suspends while the
   // client's TCP window is closed. Throws std::system_error when the client
-  // is gone. Cancel safety: as tcp_stream::write_all, the connection is
+  // is gone, or ETIMEDOUT when it took none of them within write_timeout. Cancel safety: as tcp_stream::write_all, the connection is
   // closed after a cancelled write.
   task<void> write(std::span<const std::byte> data);
   task<void> write(std::string_view data);
