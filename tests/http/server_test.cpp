@@ -507,7 +507,10 @@ TEST_CASE("limits answer with their status and close", "[http]") {
   SECTION("400: malformed") {
     for (std::string bad : {"HELLO\r\n\r\n", "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
                             "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
-                            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"}) {
+                            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                            // Request smuggling shapes: two lengths, a length beside chunked.
+                            "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"}) {
       client c(h.port());
       REQUIRE(c.send(bad));
       auto r = c.read_reply();

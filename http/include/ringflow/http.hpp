@@ -123,8 +123,9 @@ class body_reader {
   // body (or for an empty buf). Suspends reading the socket when no bytes
   // are buffered. Throws http::error (too large, cut short, no bytes for
   // idle_timeout), std::system_error for socket errors.
-  // Cancel safety: cancelling it loses no body byte, but the request is
-  // then abandoned: the connection closes after the response.
+  // Cancel safety: cancelling it (e.g. by timeout) loses no body byte: the
+  // next read goes on where it stopped, and what the handler leaves unread
+  // is skipped before the next request.
   task<std::size_t> read(std::span<std::byte> buf);
   // Appends the rest of the body to out (at most max_body_bytes in all).
   task<void> read_all(std::string& out);
