@@ -344,18 +344,22 @@ task<void> connection::serve() {
 
     srv_.requests.fetch_add(1, std::memory_order_relaxed);
     bool threw = false;
+    int thrown_status = 500;
     {
       request req(this);
       response res(this);
       try {
         co_await srv_.on_request(req, res);
+      } catch (const error& e) {
+        threw = true;
+        if (e.status() >= 400 && e.status() <= 599) thrown_status = e.status();
       } catch (...) {
         threw = true;
       }
     }
     if (threw || writing_) {
       if (!headers_sent_) {
-        co_await fail(body_error_ != 0 ? body_error_ : 500);
+        co_await fail(body_error_ != 0 ? body_error_ : thrown_status);
       }
       co_return;
     }

@@ -707,6 +707,7 @@ TEST_CASE("handler errors and bad response use", "[http]") {
   harness h([](http::request& req, http::response& res) -> ringflow::task<> {
     std::string t(req.target());
     if (t == "/throw") throw std::runtime_error("boom");
+    if (t == "/forbidden") throw http::error(403, "not for you");
     if (t == "/bad-header") {
       bool threw = false;
       try {
@@ -745,6 +746,12 @@ TEST_CASE("handler errors and bad response use", "[http]") {
   REQUIRE(r);
   CHECK(r->status == 500);
   CHECK(c.wait_closed());
+  client d(h.port());
+  REQUIRE(d.send(get("/forbidden")));
+  r = d.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 403);
+  CHECK(d.wait_closed());
 }
 
 TEST_CASE("a body read cancelled by the handler's timeout loses nothing", "[http]") {

@@ -107,6 +107,8 @@ struct server_options {
 
 // Thrown by body reads for a body the server will not take: status() is the
 // status the connection answers with (413, 400, 408) if no response was sent.
+// A handler may throw one too: nothing sent yet, its status (400..599, else
+// 500) is the answer; either way the connection closes after it.
 class error : public std::runtime_error {
  public:
   error(int status, const char* what) : std::runtime_error(what), status_(status) {}
@@ -209,8 +211,8 @@ class response {
 };
 
 // The handler: called once per request; the response is complete when the
-// task returns (or when it threw: 500 if nothing was sent, else the
-// connection is closed).
+// task returns. If it threw: nothing sent yet, the answer is 500 (or the
+// http::error's status), then the connection closes; else it just closes.
 using handler = std::function<task<void>(request&, response&)>;
 
 class server {
