@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ringflow needs, only those missing.
 # Usage: scripts/setup.sh [--tests]   (--tests adds clang for the sanitizer
-# builds, cmake for the install check's CMake consumer, and hiredis with
-# redis-server and redis-tools for the Redis client's tests and benchmark)
+# builds, cmake for the install check's CMake consumer, hiredis with
+# redis-server and redis-tools for the Redis client's tests and benchmark,
+# and libhttp-parser for the HTTP server)
 # Quiet when everything is already there.
 set -euo pipefail
 
 packages=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev catch2 libcli11-dev)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(clang-14 libclang-rt-14-dev python3 cmake libhiredis-dev redis-server redis-tools)
+  packages+=(clang-14 libclang-rt-14-dev python3 cmake libhiredis-dev redis-server redis-tools libhttp-parser-dev)
 fi
 
 missing=()

@@ -2,6 +2,7 @@
 // place (headers, libringflow.a, ringflow.pc). Exits 0 iff the task returned 42.
 #include <chrono>
 #include <cstdio>
+#include <stdexcept>
 #include <ringflow/ringflow.hpp>
 
 namespace {
@@ -16,6 +17,14 @@ int main() {
   // Links the Redis client's objects, which need hiredis from ringflow.pc.
   ringflow::redis::connection not_connected;
   if (not_connected.is_open()) return 1;
+#endif
+#if RINGFLOW_HAS_HTTP
+  // Links the HTTP server's objects, which need libhttp-parser from ringflow.pc.
+  try {
+    ringflow::http::server no_handler("127.0.0.1", 0, ringflow::http::handler{});
+    return 1;
+  } catch (const std::invalid_argument&) {
+  }
 #endif
   ringflow::runtime rt({.threads = 1});
   int v = rt.block_on(answer());

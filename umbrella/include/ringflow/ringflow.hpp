@@ -33,3 +33,6 @@
 #include <ringflow/redis.hpp>
 #include <ringflow/redis_stream.hpp>
 #endif
+#if RINGFLOW_HAS_HTTP
+#include <ringflow/http.hpp>
+#endif

@@ -1,0 +1,152 @@
+// One HTTP/1.1 connection: the parser, the buffers it reuses for every
+// request, and the response being written. Private to http/src.
+#pragma once
+
+#include <http_parser.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include <ringflow/http.hpp>
+#include <ringflow/semaphore.hpp>
+#include <ringflow/tcp.hpp>
+
+namespace ringflow::http::detail {
+
+using clock = std::chrono::steady_clock;
+
+// Every duration is valid: milliseconds::max() means "never" and does not
+// overflow the nanoseconds the timers take.
+inline std::chrono::nanoseconds saturated(std::chrono::milliseconds d) noexcept {
+  constexpr auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds::max());
+  if (d >= limit) return std::chrono::nanoseconds::max();
+  if (d <= -limit) return std::chrono::nanoseconds::min();
+  return d;
+}
+inline clock::time_point deadline_after(std::chrono::milliseconds d) noexcept {
+  clock::time_point now = clock::now();
+  std::chrono::nanoseconds ns = saturated(d);
+  if (ns > clock::time_point::max() - now) return clock::time_point::max();
+  if (ns < std::chrono::nanoseconds::zero()) return now;
+  return now + ns;
+}
+inline std::chrono::nanoseconds until(clock::time_point deadline) noexcept {
+  if (deadline == clock::time_point::max()) return std::chrono::nanoseconds::max();
+  return deadline - clock::now();
+}
+
+struct server_state {
+  server_state(std::string_view host, std::uint16_t port, handler h, server_options o);
+
+  server_options opts;
+  handler on_request;
+  tcp_listener listener;
+  std::uint16_t bound_port = 0;
+  // One unit per connection: the accept loop takes one before accept().
+  semaphore slots;
+  std::atomic<std::size_t> open{0};
+  std::atomic<std::uint64_t> requests{0};
+};
+
+class connection {
+ public:
+  connection(server_state& srv, tcp_stream& s, std::stop_token shutdown);
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  // Serves requests until the connection is to close. Throws
+  // std::system_error for socket errors (the caller closes).
+  task<void> serve();
+
+  // body_reader
+  task<std::size_t> body_read(std::span<std::byte> buf);
+  task<void> body_read_all(std::string& out);
+  // response
+  task<void> res_write(std::span<const std::byte> data);
+  task<void> res_finish();
+
+  // What the parser found, per request (the views are into store_).
+  struct header_span {
+    std::uint32_t name_off, name_len, value_off, value_len;
+  };
+  std::string_view stored(std::uint32_t off, std::uint32_t len) const noexcept { return {store_.data() + off, len}; }
+
+  server_state& srv_;
+  tcp_stream& s_;
+  std::stop_token shutdown_;
+
+  http_parser parser_{};
+  // Socket bytes: [parse_, fill_) not parsed yet; decoded body bytes not yet
+  // handed to the handler live in [body_begin_, body_end_), always before
+  // parse_ (the parser's callbacks move body bytes down over the framing
+  // they came with, so a chunked body is decoded in place).
+  std::vector<char> in_;
+  std::size_t parse_ = 0, fill_ = 0, body_begin_ = 0, body_end_ = 0;
+
+  // The request line's target and the header names and values.
+  std::string store_;
+  std::vector<header_span> headers_;
+  std::uint32_t url_len_ = 0;
+  bool last_was_field_ = false;
+  bool headers_done_ = false;
+  bool message_done_ = false;
+  enum class limit { none, header, body } limit_hit_ = limit::none;
+  std::size_t header_bytes_ = 0;
+  std::uint64_t body_bytes_ = 0;
+  int method_ = 0, major_ = 1, minor_ = 1;
+  bool keep_alive_ = false, chunked_ = false;
+  std::optional<std::uint64_t> content_length_;
+  bool expect_continue_ = false, continue_sent_ = false;
+  // Status a failed body read leaves for the connection (0: none).
+  int body_error_ = 0;
+
+  // The response.
+  int status_ = 200;
+  std::string res_headers_;  // "Name: value\r\n" lines
+  std::string res_body_;
+  std::string out_;          // what goes to the socket next
+  bool body_set_ = false, headers_sent_ = false, finished_ = false;
+  bool close_after_ = false;  // "Connection: close" / close after this response
+  bool writing_ = false;      // a write was cut (cancelled or failed): close
+  enum class framing { none, length, chunked, until_close } framing_ = framing::none;
+  std::optional<std::uint64_t> declared_length_;
+  std::uint64_t written_ = 0;
+
+ private:
+  void begin_request();
+  // Runs the parser over [parse_, fill_); returns the parser's errno
+  // (HPE_OK or HPE_PAUSED when fine).
+  http_errno execute();
+  int status_for(http_errno e) const noexcept;
+  // Reads into in_ after fill_: the byte count, 0 at end of stream, nullopt
+  // when d passed first.
+  task<std::optional<std::size_t>> read_some(std::chrono::nanoseconds d);
+  bool body_allowed() const noexcept;
+  void build_head(std::optional<std::uint64_t> length);
+  // Writes data within write_timeout (false: it did not), with writing_ set
+  // meanwhile; sent() takes the verdict: writing_ cleared, or ETIMEDOUT thrown.
+  task<bool> send(std::span<const std::byte> data);
+  void sent(bool in_time);
+  // Answers status with "Connection: close", half-closes, and reads what the
+  // client still sends for a moment so that closing does not reset the
+  // connection before the client read the answer.
+  task<void> fail(int status);
+  task<bool> discard_body();
+
+  static int on_url(http_parser* p, const char* at, std::size_t len);
+  static int on_header_field(http_parser* p, const char* at, std::size_t len);
+  static int on_header_value(http_parser* p, const char* at, std::size_t len);
+  static int on_headers_complete(http_parser* p);
+  static int on_body(http_parser* p, const char* at, std::size_t len);
+  static int on_message_complete(http_parser* p);
+  static const http_parser_settings settings_;
+};
+
+}  // namespace ringflow::http::detail
