@@ -276,3 +276,54 @@ TEST_CASE("task_group: next() awaited inside a loop condition", "[task_group][sy
       }(),
       2);
 }
+
+namespace {
+
+// Records, when the frame holding it goes, how many tasks its group still
+// counts as running.
+struct running_probe {
+  task_group<int>* g;
+  std::size_t* seen;
+  running_probe(task_group<int>* group, std::size_t* s) noexcept : g(group), seen(s) {}
+  running_probe(running_probe&& o) noexcept : g(std::exchange(o.g, nullptr)), seen(o.seen) {}
+  ~running_probe() {
+    if (g) *seen = g->running();
+  }
+};
+
+task<int> probed(running_probe p, channel<int>* gate) {
+  (void)p;
+  if (gate) co_return (co_await gate->recv()).value_or(-1);
+  co_return 1;
+}
+
+}  // namespace
+
+TEST_CASE("task_group: a task's frame, parameters included, is gone before the group reports it",
+          "[task_group][sync]") {
+  // Otherwise next() could say "finished" (or "empty") while the task's
+  // parameters are still being destroyed on its worker, after their owner
+  // has gone.
+  std::size_t seen_finished = 99, seen_cancelled = 99, seen_unstarted = 99;
+  run([&]() -> task<void> {
+    task_group<int> g;
+    co_await g.spawn(probed(running_probe(&g, &seen_finished), nullptr));
+    auto r1 = co_await g.next();
+    REQUIRE(r1 == 1);
+
+    channel<int> never(1);
+    co_await g.spawn(probed(running_probe(&g, &seen_cancelled), &never));
+    co_await ringflow::yield();  // one turn: it now waits on `never`
+    g.cancel_all();
+    auto r2 = co_await g.next();
+    REQUIRE(r2 == std::nullopt);
+
+    co_await g.spawn(probed(running_probe(&g, &seen_unstarted), &never));
+    g.cancel_all();  // before it had a turn: it never starts
+    auto r3 = co_await g.next();
+    REQUIRE(r3 == std::nullopt);
+  }());
+  REQUIRE(seen_finished == 1);
+  REQUIRE(seen_cancelled == 1);
+  REQUIRE(seen_unstarted == 1);
+}

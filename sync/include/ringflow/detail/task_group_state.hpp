@@ -123,21 +123,26 @@ struct group_state {
   }
 };
 
-// A task's membership, a parameter of its frame: it ends with the frame,
-// whether the task finished, was cancelled, or never ran.
+// A task's membership and the task itself, the one parameter of the frame
+// that runs it: it ends with that frame, whether the task finished, was
+// cancelled, or never ran. The task's frame (its parameters included) is
+// destroyed first, then the group hears of it: once next() has reported a
+// task, or said the group is empty, nothing of that task runs any more.
 template <class T>
 struct group_ticket {
   group_state<T>* s;
   group_member* m;
+  task<T> t;
   std::optional<group_outcome<T>> outcome;  // unset: cancelled (not reported)
 
-  group_ticket(group_state<T>* st, group_member* mem) noexcept : s(st), m(mem) {
+  group_ticket(group_state<T>* st, group_member* mem, task<T> tk) noexcept : s(st), m(mem), t(std::move(tk)) {
     s->refs.fetch_add(1, std::memory_order_relaxed);
   }
   group_ticket(group_ticket&& o) noexcept
-      : s(std::exchange(o.s, nullptr)), m(o.m), outcome(std::move(o.outcome)) {}
+      : s(std::exchange(o.s, nullptr)), m(o.m), t(std::move(o.t)), outcome(std::move(o.outcome)) {}
   group_ticket(const group_ticket&) = delete;
   ~group_ticket() {
+    t = task<T>{};
     if (!s) return;
     s->lock.lock();
     group_state<T>::unlink_locked(m);
@@ -153,13 +158,13 @@ struct group_ticket {
 };
 
 template <class T>
-task<void> run_group_member(task<T> t, group_ticket<T> ticket) {
+task<void> run_group_member(group_ticket<T> ticket) {
   try {
     if constexpr (std::is_void_v<T>) {
-      co_await std::move(t);
+      co_await std::move(ticket.t);
       ticket.outcome.emplace();
     } else {
-      ticket.outcome.emplace(group_outcome<T>{co_await std::move(t), nullptr});
+      ticket.outcome.emplace(group_outcome<T>{co_await std::move(ticket.t), nullptr});
     }
   } catch (...) {
     group_outcome<T> o{};
@@ -237,7 +242,7 @@ class group_spawn_awaiter {
     has_place_ = false;  // the ticket gives the place back from here on
     join_handle<void> h;
     try {
-      h = ringflow::spawn(run_group_member(std::move(t_), group_ticket<T>{s_, m}));
+      h = ringflow::spawn(run_group_member(group_ticket<T>{s_, m, std::move(t_)}));
     } catch (...) {
       delete m;  // the ticket went with the unstarted frame: m is unlinked, the place given back
       throw;
