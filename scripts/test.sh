@@ -17,7 +17,12 @@ configure() {  # name, compiler, meson options...
   local dir=build/test-$name
   if [[ ! -f $dir/build.ninja ]]; then
     # Warnings are errors in our own CI builds only, never in users' builds.
-    CXX=$cxx meson setup "$dir" -Dbench=false -Dwerror=true "$@" >/dev/null
+    # Quiet when it configures; meson's messages when it does not.
+    if ! CXX=$cxx meson setup "$dir" -Dbench=false -Dwerror=true "$@" >"/tmp/ringflow-setup-$name.log" 2>&1; then
+      tail -40 "/tmp/ringflow-setup-$name.log"
+      echo "== $name: meson setup failed"
+      exit 1
+    fi
   fi
 }
 
@@ -30,16 +35,18 @@ for b in "${builds[@]}"; do
     release) configure release g++ --buildtype=debugoptimized ;;
     # g++ 12 does not turn symmetric transfer into tail calls under the
     # sanitizers (the stack grows with every co_await), clang does.
-    # -fsanitize=function trips clang 14 on coroutine frames.
-    asan) CXXFLAGS=-fno-sanitize=function LDFLAGS=-fno-sanitize=function \
-            configure asan clang++ --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false ;;
+    # -fsanitize=function trips clang 14 on coroutine frames. The flag goes
+    # in meson's own options, not CXXFLAGS/LDFLAGS: meson's cmake module runs
+    # cmake, which would hand LDFLAGS to gcc, and gcc refuses it.
+    asan) configure asan clang++ --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
+            -Dcpp_args=-fno-sanitize=function -Dcpp_link_args=-fno-sanitize=function ;;
     tsan) configure tsan clang++ --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false ;;
     *) echo "unknown build: $b (release, asan, tsan)" >&2; exit 2 ;;
   esac
   echo "== $b: building"
   # Quiet when it builds; the compiler's messages when it does not.
   if ! ninja -C "build/test-$b" >"build/test-$b/build.log" 2>&1; then
-    grep -E -A12 'FAILED|error:' "build/test-$b/build.log" | head -150
+    grep -E -A12 'FAILED|error:' "build/test-$b/build.log" | head -150 || tail -40 "build/test-$b/build.log"
     echo "== $b: the build failed (build/test-$b/build.log)"
     exit 1
   fi

@@ -126,7 +126,7 @@ if ! (cd "$tmp" && "${cmd[@]}") >"$tmp/compile.log" 2>&1; then
     # clang 14 + -fsanitize=function on coroutine frames: a compiler bug, not
     # an install problem (scripts/test.sh configures -fno-sanitize=function).
     echo "check_install: skipped: clang cannot compile coroutines with -fsanitize=$sanitize here;" \
-      "configure the build with CXXFLAGS=-fno-sanitize=function LDFLAGS=-fno-sanitize=function"
+      "configure the build with -Dcpp_args=-fno-sanitize=function -Dcpp_link_args=-fno-sanitize=function"
     exit 77
   fi
   fail "the consumer did not compile against the installed ringflow"
