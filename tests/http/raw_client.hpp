@@ -128,8 +128,9 @@ struct event {
 
 class client {
  public:
-  // rcvbuf > 0: SO_RCVBUF before connecting (a small window).
-  explicit client(std::uint16_t port, int rcvbuf = 0) {
+  // rcvbuf > 0: SO_RCVBUF before connecting (a small window). from: the
+  // local address to connect from (any 127.x.y.z works on loopback).
+  explicit client(std::uint16_t port, int rcvbuf = 0, const char* from = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd_ >= 0);
     // A safety net against a hung test, not a timing assertion.
@@ -137,6 +138,12 @@ class client {
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (from) {
+      sockaddr_in l{};
+      l.sin_family = AF_INET;
+      ::inet_pton(AF_INET, from, &l.sin_addr);
+      REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&l), sizeof l) == 0);
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);

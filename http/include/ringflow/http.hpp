@@ -147,6 +147,23 @@ struct header_field {
   std::string_view value;
 };
 
+// The client's end of a connection: its IP address as text and its port.
+// An IPv4 client of a listener on "::" shows as IPv4 ("10.0.0.7", not
+// "::ffff:10.0.0.7"), so one client has one address however the server
+// listens.
+struct peer_address {
+  std::string_view ip() const noexcept { return {text_, len_}; }
+  std::uint16_t port() const noexcept { return port_; }
+  // "10.0.0.7:51234" or "[::1]:51234".
+  std::string to_string() const;
+
+ private:
+  friend class request;
+  char text_[46] = {};  // INET6_ADDRSTRLEN
+  std::size_t len_ = 0;
+  std::uint16_t port_ = 0;
+};
+
 // One request: its line and headers (views into the connection's storage,
 // valid during the handler call) and its body.
 class request {
@@ -166,6 +183,9 @@ class request {
   // Whether the client asked to keep the connection open.
   bool keep_alive() const noexcept;
   body_reader& body() noexcept { return body_; }
+  // Who sent it (getpeername on the connection, a system call per call):
+  // std::system_error when the socket has no peer any more.
+  peer_address peer() const;
 
  private:
   friend class detail::connection;

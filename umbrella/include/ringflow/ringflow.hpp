@@ -36,4 +36,6 @@
 #if RINGFLOW_HAS_HTTP
 #include <ringflow/http.hpp>
 #include <ringflow/http_sse.hpp>
+#include <ringflow/http_limits.hpp>
+#include <ringflow/http_proxy.hpp>
 #endif
