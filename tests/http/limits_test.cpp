@@ -21,6 +21,15 @@ using raw::get;
 using raw::harness;
 using raw::wait_until;
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define LIMITS_TEST_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LIMITS_TEST_SANITIZED 1
+#endif
+
 namespace {
 
 ringflow::task<> ok(http::request& req, http::response& res) {
@@ -248,8 +257,14 @@ TEST_CASE("under a flood of connections the server's memory stays bounded", "[ht
   std::size_t before = raw::rss_bytes();
   for (int i = 0; i < 10; ++i) wave(300);
   std::size_t after = raw::rss_bytes();
-  // Generous: the point is that 3,000 more requests did not pile up.
+#if !defined(LIMITS_TEST_SANITIZED)
+  // Generous: the point is that 3,000 more requests did not pile up. (The
+  // sanitizers keep freed memory in quarantine: RSS follows the churn.)
   CHECK(after < before + 64 * 1024 * 1024);
+#else
+  (void)before;
+  (void)after;
+#endif
   auto s = shed.stats();
   CHECK(s.max_queued_seen <= 16);
   CHECK(s.in_flight == 0);
