@@ -15,9 +15,9 @@ runtime::runtime(runtime_options opts) {
     throw std::invalid_argument("ringflow::runtime: blocking_threads must be at least 1");
   }
   if (opts.idle_spin.count() < 0) throw std::invalid_argument("ringflow::runtime: idle_spin must not be negative");
-  // A lone worker has nobody to receive hand-offs from: it never spins.
-  // Capped at 1 s: longer spins buy nothing, and the deadline must not overflow.
-  std::int64_t spin = opts.threads > 1 ? std::min<std::int64_t>(opts.idle_spin.count(), 1'000'000'000) : 0;
+  // Capped at 1 s: longer spins buy nothing, and the deadline must not
+  // overflow. (A lone worker spins only while a blocking job's result is due.)
+  std::int64_t spin = std::min<std::int64_t>(opts.idle_spin.count(), 1'000'000'000);
   core_ = std::make_unique<detail::runtime_core>(opts.threads, opts.ring_entries, spin, opts.blocking_threads);
 }
 

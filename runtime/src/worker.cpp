@@ -386,8 +386,11 @@ void worker::wait_in_kernel() {
   // (~20 us here): a hand-off from another worker that lands in that window
   // needs no syscall on either side. Bounded, so an idle worker still sleeps.
   // Meanwhile, look at another worker's ready queue for tasks left waiting.
-  if (!in_flight_ && idle_spin_ns_ > 0) {
-    const std::int64_t until = runtime_core::now_ns() + idle_spin_ns_;
+  // A lone worker can only be handed something by a foreign thread: it
+  // watches only while a blocking job's result is due.
+  const std::int64_t spin_ns = shared_ || hand_backs_due_ ? idle_spin_ns_ : 0;
+  if (!in_flight_ && spin_ns > 0) {
+    const std::int64_t until = runtime_core::now_ns() + spin_ns;
     watched_ = nullptr;
     unsigned n = 0;
     bool timing_a_stall = false;

@@ -207,6 +207,9 @@ TEST_CASE("spawn_blocking: a wait cancelled while f is queued takes it out; f ne
         g.release();
         co_await std::move(busy);
         REQUIRE(!ran);
+        // Every wait settled, the cancelled one included: the worker no
+        // longer watches its inbox for a hand-back before it sleeps.
+        REQUIRE(ringflow::detail::tls_worker->hand_backs_due() == 0);
       }(),
       {.blocking_threads = 1});
   REQUIRE(tracked::live == 0);
@@ -227,6 +230,7 @@ TEST_CASE("spawn_blocking: a wait cancelled while f runs lets it finish; its res
     co_await until(g.waiting, 1);  // f runs on the pool now (a deadline could fire before it starts)
     waiter.cancel();
     REQUIRE_THROWS_AS(co_await waiter, ringflow::task_cancelled);
+    REQUIRE(ringflow::detail::tls_worker->hand_backs_due() == 0);
     g.release();
   }(g, finished));
   // The runtime's destructor waited for f; its result was destroyed once, on the pool.

@@ -6,6 +6,7 @@
 // clean), also when the runtime goes away with acquires queued (ASan clean).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -389,6 +390,91 @@ TEST_CASE("semaphore: a release on one worker wakes an acquire suspended on the 
   REQUIRE(waiter.wait());
   REQUIRE(releaser != std::thread::id{});
   REQUIRE(s.available() == 1);
+}
+
+namespace {
+
+unsigned worker_index() { return ringflow::detail::tls_worker->index(); }
+
+// Takes the one unit n times and records where it ran after each acquire.
+// It holds the unit until the other side is queued for it (or has
+// finished), so every hand-over is a wake, however the threads are
+// scheduled.
+task<std::vector<unsigned>> take_turns(semaphore& sem, int n, std::atomic<int>& finished) {
+  std::vector<unsigned> seen;
+  for (int i = 0; i < n; ++i) {
+    permit p = co_await sem.acquire();
+    seen.push_back(worker_index());
+    while (sem.waiting() == 0 && finished.load() == 0) co_await ringflow::yield();
+  }
+  finished.fetch_add(1);
+  co_return seen;
+}
+
+// The same, each acquire under a timeout (a wait that may be cancelled).
+task<permit> acquire_one(semaphore& sem) { co_return co_await sem.acquire(); }
+task<std::vector<unsigned>> take_turns_under_timeout(semaphore& sem, int n, std::atomic<int>& finished) {
+  std::vector<unsigned> seen;
+  for (int i = 0; i < n; ++i) {
+    std::optional<permit> p = co_await ringflow::timeout(1h, acquire_one(sem));
+    if (!p) break;
+    seen.push_back(worker_index());
+    while (sem.waiting() == 0 && finished.load() == 0) co_await ringflow::yield();
+  }
+  finished.fetch_add(1);
+  co_return seen;
+}
+
+// idle_spin 0: no worker steals, so only a wake moves a task.
+constexpr ringflow::runtime_options wakes_move_only{.threads = 2, .idle_spin = std::chrono::nanoseconds(0)};
+
+template <class T>
+ringflow::join_handle<T> start_unpinned(ringflow::runtime& rt, unsigned index, task<T> t) {
+  return ringflow::detail::spawn_on(rt.core().at(index), std::move(t), false);
+}
+
+}  // namespace
+
+TEST_CASE("semaphore: two spawned tasks taking turns from different workers end up side by side",
+          "[semaphore][sync]") {
+  semaphore s(1);
+  std::atomic<int> finished{0};
+  ringflow::runtime rt(wakes_move_only);
+  auto a = start_unpinned(rt, 0, take_turns(s, 2000, finished));
+  auto b = start_unpinned(rt, 1, take_turns(s, 2000, finished));
+  std::vector<unsigned> as = a.wait();
+  std::vector<unsigned> bs = b.wait();
+  REQUIRE(as.size() == 2000);
+  REQUIRE(bs.size() == 2000);
+  REQUIRE(s.available() == 1);
+  // The first wake moved the woken one to the waker's worker; from there on
+  // both ran on it (nothing moves them apart: no stealing).
+  REQUIRE(as.back() == bs.back());
+}
+
+TEST_CASE("semaphore: pinned tasks and acquires under timeout never move", "[semaphore][sync]") {
+  SECTION("spawn_on pins") {
+    semaphore s(1);
+    std::atomic<int> finished{0};
+    ringflow::runtime rt(wakes_move_only);
+    auto a = rt.spawn_on(0, take_turns(s, 500, finished));
+    auto b = rt.spawn_on(1, take_turns(s, 500, finished));
+    std::vector<unsigned> as = a.wait();
+    std::vector<unsigned> bs = b.wait();
+    REQUIRE(std::count(as.begin(), as.end(), 0u) == 500);
+    REQUIRE(std::count(bs.begin(), bs.end(), 1u) == 500);
+  }
+  SECTION("a cancellable wait stays where it suspended") {
+    semaphore s(1);
+    std::atomic<int> finished{0};
+    ringflow::runtime rt(wakes_move_only);
+    auto a = start_unpinned(rt, 0, take_turns_under_timeout(s, 500, finished));
+    auto b = start_unpinned(rt, 1, take_turns_under_timeout(s, 500, finished));
+    std::vector<unsigned> as = a.wait();
+    std::vector<unsigned> bs = b.wait();
+    REQUIRE(std::count(as.begin(), as.end(), 0u) == 500);
+    REQUIRE(std::count(bs.begin(), bs.end(), 1u) == 500);
+  }
 }
 
 TEST_CASE("semaphore: many weighted tasks on two workers never hold more than the permits", "[semaphore][sync]") {

@@ -39,7 +39,11 @@
 // add_permits, available and permits from any thread. While only one worker
 // has touched the semaphore it runs without a lock (detail/affinity.hpp);
 // then a spinlock per operation. A woken acquire resumes on the worker it
-// suspended on. Nothing allocates per acquire or release.
+// suspended on, except that a spawned task may move to the worker that
+// hands it its units, as a channel's waiters do (see runtime.hpp's
+// Placement): two tasks taking turns with one unit then run side by side
+// instead of crossing cores at every hand-over. Nothing allocates per
+// acquire or release.
 //
 // Lifetime: the semaphore must outlive its permits and the tasks suspended
 // in its acquire(); it is neither copied nor moved.
@@ -53,6 +57,7 @@
 #include <ringflow/detail/affinity.hpp>
 #include <ringflow/detail/spinlock.hpp>
 #include <ringflow/detail/waiter_list.hpp>
+#include <ringflow/task.hpp>
 
 namespace ringflow {
 
@@ -130,12 +135,18 @@ class [[nodiscard]] semaphore::acquire_awaiter : detail::waiter_node {
   ~acquire_awaiter();
 
   bool await_ready();
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h);
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
+    return suspend(h, detail::uncancellable_task_of(h));
+  }
   permit await_resume() noexcept;
 
  private:
   friend class semaphore;
   acquire_awaiter(semaphore& s, std::size_t n) noexcept : detail::waiter_node(lazy_t{}), sem_(s), n_(n) {}
+  // uncancellable_task: as for a channel's waiters, a task whose wait cannot
+  // be cancelled may be moved to the worker that hands it its units.
+  std::coroutine_handle<> suspend(std::coroutine_handle<> h, detail::root_link* uncancellable_task);
   void withdraw() noexcept;
 
   semaphore& sem_;

@@ -132,8 +132,10 @@ class blocking_awaiter {
       throw;
     }
     me_ = h;
+    w->expect_hand_back();
   }
   R await_resume() {
+    if (me_) tls_worker->hand_back_settled();
     me_ = {};
     if (c_->error) std::rethrow_exception(c_->error);
     if constexpr (!std::is_void_v<R>) return std::move(*c_->value);
@@ -143,6 +145,7 @@ class blocking_awaiter {
   // Destroyed while suspended (cancelled, or the runtime shuts down).
   void withdraw() noexcept {
     if (!me_) return;
+    tls_worker->hand_back_settled();
     if (pool_->withdraw(*c_)) {
       c_->refs.fetch_sub(1, std::memory_order_relaxed);  // the pool's; ours is still held
       return;

@@ -127,6 +127,12 @@ class worker {
     if (r->pinned.load(std::memory_order_relaxed)) return owner;
     return place_woken_slow(r, owner);
   }
+  // Own thread only: a task awaits a result another thread of this runtime
+  // (the blocking pool) will push into our inbox; while any is due, even a
+  // lone worker watches its inbox before it sleeps (idle_spin).
+  void expect_hand_back() noexcept { ++hand_backs_due_; }
+  void hand_back_settled() noexcept { --hand_backs_due_; }
+  std::uint32_t hand_backs_due() const noexcept { return hand_backs_due_; }
   // ---- io_uring ---------------------------------------------------------
   // Own thread only. Never null: flushes the SQ when it is full.
   io_uring_sqe* get_sqe();
@@ -204,6 +210,7 @@ class worker {
   std::uint64_t eventfd_buf_ = 0;
   std::int64_t idle_spin_ns_;
   std::uint32_t in_flight_ = 0;  // operations whose CQE we still expect (not the eventfd read)
+  std::uint32_t hand_backs_due_ = 0;  // see expect_hand_back
 
   ready_queue ready_;
   // An idle worker that asks for one of our tasks (look_for_waiting_work);

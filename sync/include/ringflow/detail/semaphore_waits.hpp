@@ -85,8 +85,7 @@ RINGFLOW_COLD inline void semaphore::wake_fitting_locked(detail::affinity_guard&
     waiters_.pop_front();
     --waiting_;
     available_ -= a->n_;
-    a->state = detail::wait_state::notified;
-    g.schedule(a->owner, a->handle);
+    detail::wake_waiter(g, a, detail::wait_state::notified);
   }
 }
 
@@ -123,7 +122,8 @@ RINGFLOW_HOT bool semaphore::acquire_awaiter::await_ready() {
   return false;
 }
 
-inline std::coroutine_handle<> semaphore::acquire_awaiter::await_suspend(std::coroutine_handle<> h) {
+inline std::coroutine_handle<> semaphore::acquire_awaiter::suspend(std::coroutine_handle<> h,
+                                                                   detail::root_link* uncancellable_task) {
   detail::worker* w = detail::tls_worker;
   if (!w) throw std::logic_error("ringflow::semaphore::acquire awaited outside a runtime");
   guard g(sem_);
@@ -133,11 +133,7 @@ inline std::coroutine_handle<> semaphore::acquire_awaiter::await_suspend(std::co
     sem_.available_ -= n_;
     return h;
   }
-  handle = h;
-  owner = w;
-  state = detail::wait_state::waiting;
-  registered = true;
-  sem_.waiters_.push_back(this);
+  detail::enqueue_waiter(sem_.waiters_, this, h, uncancellable_task);
   ++sem_.waiting_;
   return w->next_ready_for_transfer();
 }
