@@ -76,6 +76,7 @@ namespace ringflow::http {
 namespace detail {
 class connection;
 struct server_state;
+struct access;  // the http layer's own sources reach a request's connection through it
 }  // namespace detail
 
 struct server_options {
@@ -168,6 +169,7 @@ class request {
 
  private:
   friend class detail::connection;
+  friend struct detail::access;
   explicit request(detail::connection* c) noexcept : c_(c), body_(c) {}
   detail::connection* c_;
   body_reader body_;
@@ -206,6 +208,7 @@ class response {
 
  private:
   friend class detail::connection;
+  friend struct detail::access;
   explicit response(detail::connection* c) noexcept : c_(c) {}
   detail::connection* c_;
 };

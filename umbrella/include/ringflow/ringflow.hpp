@@ -35,4 +35,5 @@
 #endif
 #if RINGFLOW_HAS_HTTP
 #include <ringflow/http.hpp>
+#include <ringflow/http_sse.hpp>
 #endif
