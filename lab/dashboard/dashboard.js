@@ -82,6 +82,7 @@
     state.meta = meta;
     state.runs = meta.runs.map((r) => ({ scenario: r.scenario, strategy: r.strategy, points: [], result: null }));
     document.title = "ringflow-lab dashboard";
+    document.body.dataset.runs = String(meta.runs.length);
     $("title").textContent = meta.title;
     $("params").textContent =
       `consumer ${meta.rate} items/s (${meta.cost} cost), ${meta.duration_s} s per run, ` +
