@@ -168,3 +168,38 @@ TEST_CASE("lab: a stop request ends the lab after the current run", "[lab]") {
   const auto docs = parse_all(feed.flush());
   REQUIRE_FALSE(docs.back().at("complete").b);
 }
+
+#include <ringflow/features.hpp>
+
+#include "cli.hpp"
+
+TEST_CASE("cli: --serve takes PORT or HOST:PORT, and says so when the http layer is not built", "[lab]") {
+  using ringflow::lab::parse_cli;
+#if RINGFLOW_HAS_HTTP
+  auto port = parse_cli({"ringflow-lab", "--serve", "8080"});
+  REQUIRE(port.options);
+  REQUIRE(port.options->serve_port == 8080);
+  REQUIRE(port.options->serve_host == "127.0.0.1");
+  auto any = parse_cli({"ringflow-lab", "--serve", "0.0.0.0:0"});
+  REQUIRE(any.options);
+  REQUIRE(any.options->serve_port == 0);
+  REQUIRE(any.options->serve_host == "0.0.0.0");
+  auto v6 = parse_cli({"ringflow-lab", "--serve", "[::1]:65535"});
+  REQUIRE(v6.options);
+  REQUIRE(v6.options->serve_host == "::1");
+  REQUIRE(v6.options->serve_port == 65535);
+  REQUIRE_FALSE(parse_cli({"ringflow-lab"}).options->serve_port);
+  for (const char* bad : {"http", "65536", "-1", "+80", ":80", "80x", "127.0.0.1:", "99999999999999999999"}) {
+    INFO(bad);
+    auto r = parse_cli({"ringflow-lab", "--serve", bad});
+    REQUIRE_FALSE(r.options);
+    REQUIRE(r.exit_code == 2);
+    REQUIRE(r.message.find("--serve") != std::string::npos);
+  }
+#else
+  auto r = parse_cli({"ringflow-lab", "--serve", "8080"});
+  REQUIRE_FALSE(r.options);
+  REQUIRE(r.exit_code == 2);
+  REQUIRE(r.message.find("without the HTTP server") != std::string::npos);
+#endif
+}
