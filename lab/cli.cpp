@@ -1,10 +1,12 @@
 #include "cli.hpp"
 
 #include <CLI/CLI.hpp>
+#include <ringflow/features.hpp>
 
 #include <cmath>
 #include <exception>
 #include <sstream>
+#include <stdexcept>
 
 namespace ringflow::lab {
 
@@ -27,6 +29,36 @@ std::string check_strategies(const std::string& v) {
   } catch (const std::exception& e) {
     return std::string(e.what()) + " (choose all, or a comma list of block,drop_incoming,drop_oldest,sample,request)";
   }
+}
+
+// --serve PORT or HOST:PORT ([::1]:PORT for an IPv6 literal).
+void parse_serve(const std::string& v, cli_options& c) {
+#if RINGFLOW_HAS_HTTP
+  std::string host = c.serve_host, port = v;
+  if (const std::size_t colon = v.rfind(':'); colon != std::string::npos) {
+    host = v.substr(0, colon);
+    port = v.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty()) throw std::invalid_argument("--serve: empty host in '" + v + "'");
+  }
+  std::size_t used = 0;
+  unsigned long n = 0;
+  try {
+    n = std::stoul(port, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (port.empty() || used != port.size() || n > 65535 || port.front() == '-' || port.front() == '+') {
+    throw std::invalid_argument("--serve: the port must be 0..65535, got '" + port + "'");
+  }
+  c.serve_host = host;
+  c.serve_port = static_cast<std::uint16_t>(n);
+#else
+  (void)c;
+  throw std::invalid_argument("--serve " + v +
+                              ": this ringflow-lab was built without the HTTP server (install libhttp-parser-dev, "
+                              "then reconfigure with -Dhttp=enabled)");
+#endif
 }
 
 }  // namespace
@@ -91,6 +123,11 @@ cli_result parse_cli(int argc, const char* const* argv) {
                  "chart")
       ->type_name("FILE.svg");
   app.add_flag("-q,--quiet", c.quiet, "no progress line");
+  std::string serve;
+  app.add_option("--serve", serve,
+                 "also show the run live in a browser: serve the dashboard on PORT of 127.0.0.1 (HOST:PORT for another "
+                 "address; 0: a free port), print its URL, and keep serving the results after the run until Ctrl-C")
+      ->type_name("[HOST:]PORT");
 
   std::ostringstream out, err;
   try {
@@ -114,6 +151,7 @@ cli_result parse_cli(int argc, const char* const* argv) {
     c.lab.payload = payload;
     c.lab.threads = threads;
     c.lab.validate();
+    if (!serve.empty()) parse_serve(serve, c);
   } catch (const std::exception& e) {
     res.exit_code = 2;
     res.message = std::string("ringflow-lab: ") + e.what() + "\nRun with --help for more information.\n";

@@ -8,6 +8,7 @@
 // a message naming it and exit_code != 0; never an exception.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ struct cli_options {
   bool json = false;
   bool quiet = false;
   std::string plot;  // empty: no plot
+  // --serve [HOST:]PORT: the browser dashboard (lab/serve.hpp); needs the http layer.
+  std::optional<std::uint16_t> serve_port;
+  std::string serve_host = "127.0.0.1";
 };
 
 struct cli_result {

@@ -16,10 +16,12 @@ task<void> run_all(run_env env, results* out) {
   const options& o = *env.opts;
   for (scenario_kind sc : o.scenarios) {
     for (strategy_kind st : o.strategies) {
+      if (o.stop.stop_requested()) co_return;
       release_free_memory();  // the previous run's payloads, so RSS growth starts clean
       auto state = std::make_unique<run_state>(env, sc, st);
       run_result r = co_await run_strategy(state.get());
       out->runs.push_back(std::move(r));
+      if (o.on_run_finished) o.on_run_finished(out->runs.back());
       ++env.run_index;
     }
   }

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,6 +75,23 @@ struct progress {
   std::size_t depth = 0;
 };
 
+// One point of a run's live series, every options::sample_every (called
+// from the sampling task, on worker 0): the same depth as the run's timeline,
+// the worst latency received since the previous point, and the producer's
+// running totals.
+struct live_sample {
+  std::size_t run_index = 0;      // 0-based, in the order of results::runs
+  double t_s = 0;                 // since the run's start
+  std::size_t depth = 0;
+  std::int64_t rss_kib = 0;
+  double latency_max_us = -1;     // -1: nothing received since the previous point
+  std::uint64_t offered = 0, delivered = 0;
+  std::uint64_t dropped = 0;      // discarded by the policy so far
+  double suspended_s = 0;         // the producer's time in sends/emits that waited, so far
+};
+
+struct run_result;
+
 struct options {
   std::vector<scenario_kind> scenarios{std::begin(all_scenarios), std::end(all_scenarios)};
   std::vector<strategy_kind> strategies{std::begin(all_strategies), std::end(all_strategies)};
@@ -88,6 +106,11 @@ struct options {
   std::chrono::nanoseconds sample_every = std::chrono::milliseconds(10);  // timeline resolution
   scenario_shape shape;
   std::function<void(const progress&)> on_progress;  // optional
+  std::function<void(const live_sample&)> on_sample;  // optional
+  // Optional: after each run, with its result (on a worker of the lab's runtime).
+  std::function<void(const run_result&)> on_run_finished;
+  // Checked between runs: once stop is requested, run() returns the runs done so far.
+  std::stop_token stop;
 
   // Ranges (std::invalid_argument with the offending field otherwise):
   // duration 1 ms..1 h, rate 1..1e6, capacities and batch 1..1e6, payload

@@ -67,7 +67,12 @@ std::string options_json(const options& o) {
       ns_to_s(s.stall_offset));
 }
 
-std::string run_json(const run_result& r) {
+}  // namespace
+
+std::string json_quote(std::string_view s) { return str(s); }
+std::string json_number(double v) { return num(v); }
+
+std::string render_run_json(const run_result& r) {
   const double susp_pct = r.duration_s > 0 ? 100.0 * r.suspended_s / r.duration_s : 0;
   return fmt::format(
       "{{\"scenario\": {}, \"strategy\": {}, \"buffer_bound\": {}, \"duration_s\": {}, \"target_rate\": {}, "
@@ -83,8 +88,6 @@ std::string run_json(const run_result& r) {
       r.peak_rss_kib, quantiles_json(r.behind));
 }
 
-}  // namespace
-
 std::string render_json(const results& r) {
   std::string out = "{\n  \"tool\": \"ringflow-lab\",\n  \"version\": 1,\n";
   out += "  \"options\": " + options_json(r.opts) + ",\n";
@@ -94,7 +97,7 @@ std::string render_json(const results& r) {
   out += fmt::format("  \"wall_s\": {},\n  \"runs\": [", num(r.wall_s));
   for (std::size_t i = 0; i < r.runs.size(); ++i) {
     out += i ? ",\n    " : "\n    ";
-    out += run_json(r.runs[i]);
+    out += render_run_json(r.runs[i]);
   }
   out += r.runs.empty() ? "]\n}\n" : "\n  ]\n}\n";
   return out;

@@ -10,11 +10,17 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "metrics.hpp"
 
 namespace ringflow::lab {
 
 std::string render_json(const results& r);
+// One element of "runs" above (the dashboard sends each run as it ends).
+std::string render_run_json(const run_result& r);
+// A JSON string literal (quoted, escaped), and a number (null if not finite).
+std::string json_quote(std::string_view s);
+std::string json_number(double v);
 
 }  // namespace ringflow::lab

@@ -36,6 +36,13 @@ void run_state::record_receipt(const item& v) {
   w.max_ns = std::max(w.max_ns, latency);
   ++delivered;
   delivered_pub.store(delivered, std::memory_order_release);
+  if (env.opts->on_sample) {
+    // A fetch-max: the sampler resets it to 0 concurrently.
+    const std::uint64_t lat = std::max<std::uint64_t>(latency, 1);  // 0 means "none"
+    std::uint64_t seen = live_latency_max_ns.load(std::memory_order_relaxed);
+    while (lat > seen && !live_latency_max_ns.compare_exchange_weak(seen, lat, std::memory_order_relaxed)) {
+    }
+  }
 }
 
 void run_state::record_suspension(std::int64_t t0_ns) {
@@ -90,6 +97,21 @@ task<void> sample_loop(run_state* s, std::function<std::size_t()> depth) {
     const std::size_t d = depth();
     if (!s->stop_sampler) {
       s->samples.push_back({static_cast<double>(now - s->start_ns) / 1e9, d, std::max<std::int64_t>(rss - s->rss_start_kib, 0)});
+      if (s->env.opts->on_sample) {
+        // The producer's tallies are read here: it runs on this worker too.
+        live_sample ls;
+        ls.run_index = s->env.run_index;
+        ls.t_s = s->samples.back().t_s;
+        ls.depth = d;
+        ls.rss_kib = s->samples.back().rss_kib;
+        const std::uint64_t worst = s->live_latency_max_ns.exchange(0, std::memory_order_relaxed);
+        ls.latency_max_us = worst > 0 ? static_cast<double>(worst) / 1e3 : -1;
+        ls.offered = s->offered;
+        ls.delivered = s->delivered_pub.load(std::memory_order_relaxed);
+        ls.dropped = s->rejected + s->on_drop;
+        ls.suspended_s = static_cast<double>(s->suspended_ns) / 1e9;
+        s->env.opts->on_sample(ls);
+      }
     }
     if (k % progress_every == 0 && s->env.opts->on_progress) {
       progress p;

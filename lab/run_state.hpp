@@ -59,6 +59,8 @@ struct run_state {
   std::uint64_t delivered = 0, left_local = 0;
   std::atomic<std::uint64_t> delivered_pub{0};
   std::vector<latency_window> windows;
+  // The worst latency since the sampler last took it (0: none), for options::on_sample.
+  std::atomic<std::uint64_t> live_latency_max_ns{0};
 
   // sampler (worker 0) and the orchestrator (worker 0)
   std::vector<sample_point> samples;

@@ -23,7 +23,9 @@ constexpr double panel_h = 170;
 constexpr double row_h = 230;
 constexpr double header_h = 90;
 
-std::string_view color_of(strategy_kind k) {
+}  // namespace
+
+std::string_view strategy_color(strategy_kind k) noexcept {
   switch (k) {
     case strategy_kind::block: return "#1f77b4";
     case strategy_kind::drop_incoming: return "#d62728";
@@ -33,6 +35,10 @@ std::string_view color_of(strategy_kind k) {
   }
   return "#444";
 }
+
+namespace {
+
+std::string_view color_of(strategy_kind k) { return strategy_color(k); }
 
 // Rounds up to 1, 2 or 5 times a power of ten.
 double nice_ceiling(double v) {

@@ -5,10 +5,14 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "metrics.hpp"
 
 namespace ringflow::lab {
+
+// One colour per strategy, shared with the browser dashboard (--serve).
+std::string_view strategy_color(strategy_kind k) noexcept;
 
 std::string render_svg(const results& r);
 // Writes render_svg(r) to path; std::runtime_error naming the path on failure.

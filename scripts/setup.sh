@@ -3,13 +3,18 @@
 # Usage: scripts/setup.sh [--tests]   (--tests adds clang for the sanitizer
 # builds, cmake for the install check's CMake consumer, hiredis with
 # redis-server and redis-tools for the Redis client's tests and benchmark,
-# and libhttp-parser for the HTTP server)
+# libhttp-parser for the HTTP server, and for the dashboard's browser test
+# Chromium, node and npm, and playwright-core from tests/browser's lockfile)
 # Quiet when everything is already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tests=false
+[[ "${1:-}" == "--tests" ]] && tests=true
 
 packages=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev catch2 libcli11-dev)
-if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(clang-14 libclang-rt-14-dev python3 cmake libhiredis-dev redis-server redis-tools libhttp-parser-dev)
+if $tests; then
+  packages+=(clang-14 libclang-rt-14-dev python3 cmake libhiredis-dev redis-server redis-tools libhttp-parser-dev chromium)
 fi
 
 missing=()
@@ -18,13 +23,30 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-((${#missing[@]} == 0)) && exit 0
-
-if [[ $(id -u) -ne 0 ]]; then
-  echo "ringflow needs these packages: ${missing[*]} (run as root, or apt-get install them)" >&2
-  exit 1
+# node and npm may come from another package than Debian's (one nodejs that
+# ships both): asked for only when the command is missing.
+if $tests; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
 fi
-echo "installing: ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "ringflow needs these packages: ${missing[*]} (run as root, or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The browser test's driver, exactly as locked, when the lock changed since
+# the last install.
+if $tests; then
+  browser=tests/browser
+  if [[ ! -f $browser/node_modules/.package-lock.json || $browser/package-lock.json -nt $browser/node_modules/.package-lock.json ]]; then
+    echo "installing playwright-core into $browser/node_modules" >&2
+    (cd "$browser" && npm ci --silent --no-audit --no-fund >/dev/null)
+  fi
+fi
