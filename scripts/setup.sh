@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ringflow needs, only those missing.
-# Usage: scripts/setup.sh [--tests]   (--tests adds clang for the sanitizer
+# Usage: scripts/setup.sh [--tests]   (--tests adds clang (clang++) for the sanitizer
 # builds, cmake for the install check's CMake consumer, hiredis with
 # redis-server and redis-tools for the Redis client's tests and benchmark,
 # libhttp-parser for the HTTP server, and for the dashboard's browser test
@@ -14,7 +14,7 @@ tests=false
 
 packages=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev catch2 libcli11-dev)
 if $tests; then
-  packages+=(clang-14 libclang-rt-14-dev python3 cmake libhiredis-dev redis-server redis-tools libhttp-parser-dev chromium)
+  packages+=(clang clang-14 libclang-rt-14-dev python3 cmake libhiredis-dev redis-server redis-tools libhttp-parser-dev chromium)
 fi
 
 missing=()
