@@ -487,6 +487,14 @@ TEST_CASE("limits answer with their status and close", "[http]") {
     CHECK(r->status == 431);
     CHECK(c.wait_closed());
   }
+  SECTION("431: a head over the limit in the read that completes it (whitespace counts)") {
+    client c(h.port());
+    REQUIRE(c.send("GET / HTTP/1.1\r\nA:" + std::string(1100, ' ') + "b\r\n\r\n"));
+    auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 431);
+    CHECK(c.wait_closed());
+  }
   SECTION("413: Content-Length too large") {
     client c(h.port());
     REQUIRE(c.send("POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"));
