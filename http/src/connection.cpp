@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <sys/socket.h>
+
 #include <ringflow/stop.hpp>
 #include <ringflow/timeout.hpp>
 
@@ -126,7 +128,7 @@ void connection::begin_request() {
   status_ = 200;
   res_headers_.clear();
   res_body_.clear();
-  out_.clear();
+  // out_ keeps what earlier (pipelined) responses left to send.
   body_set_ = headers_sent_ = finished_ = close_after_ = writing_ = false;
   framing_ = framing::none;
   declared_length_.reset();
@@ -160,18 +162,22 @@ task<void> connection::serve() {
         if (failed != 0) break;
         continue;
       }
+      // Responses held back for pipelined requests go out before we wait.
+      if (!out_.empty() && !send_now()) co_await send_rest();
       parse_ = fill_ = 0;
       bool nothing_yet = req_.head_bytes() == 0;
       if (nothing_yet && shutdown_.stop_requested()) co_return;
       std::chrono::nanoseconds d = timing ? detail::until(deadline) : saturated(o.idle_timeout);
-      // Inline rather than through read_some: a frame less per request.
       std::optional<std::size_t> r;
       std::span<std::byte> buf(reinterpret_cast<std::byte*>(in_.data()), in_.size());
+      // timeout()'s race awaited here directly: a frame less per read.
       if (nothing_yet) {
-        std::optional<std::optional<std::size_t>> w = co_await timeout(d, with_stop(shutdown_, s_.read(buf)));
+        ringflow::detail::race_awaiter<std::optional<std::size_t>> race{with_stop(shutdown_, s_.read(buf)), d};
+        std::optional<std::optional<std::size_t>> w = co_await race;
         if (w && *w) r = **w;
       } else {
-        r = co_await timeout(d, s_.read(buf));
+        ringflow::detail::race_awaiter<std::size_t> race{s_.read(buf), d};
+        r = co_await race;
       }
       if (!r) {
         if (nothing_yet) co_return;  // idle (or shutting down): close quietly
@@ -211,7 +217,18 @@ task<void> connection::serve() {
       }
       co_return;
     }
-    co_await res_finish();
+    if (!headers_sent_ && !finished_) {
+      // The common case, a buffered response, without a frame: built into
+      // out_ and written by a plain non-blocking send when the socket takes
+      // it. Held back while the next pipelined request is already buffered,
+      // so that its response goes out in the same send.
+      finish_buffered();
+      constexpr std::size_t hold_below = 16 * 1024;
+      bool hold = parse_ < fill_ && req_.message_done() && !close_after_ && body_error_ == 0 && out_.size() < hold_below;
+      if (!hold && !send_now()) co_await send_rest();
+    } else {
+      co_await res_finish();
+    }
     if (close_after_ || body_error_ != 0) co_return;
     if (!req_.message_done()) {
       bool drained = co_await discard_body();
@@ -243,7 +260,6 @@ void connection::build_head(std::optional<std::uint64_t> length) {
       (req_.expect_continue() && !continue_sent_ && !req_.message_done())) {
     close_after_ = true;
   }
-  out_.clear();
   const bool http10 = req_.version_major() == 1 && req_.version_minor() == 0;
   out_ += http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   append_decimal(out_, static_cast<std::uint64_t>(status_));
@@ -277,6 +293,34 @@ void connection::build_head(std::optional<std::uint64_t> length) {
   headers_sent_ = true;
 }
 
+bool connection::send_now() {
+  const std::size_t n = out_.size();
+  while (out_sent_ < n) {
+    ssize_t r = ::send(s_.native_handle(), out_.data() + out_sent_, n - out_sent_, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r > 0) {
+      out_sent_ += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      writing_ = true;  // a prefix is out: cut here, the stream is unusable
+      return false;
+    }
+    writing_ = true;
+    throw std::system_error(r < 0 ? errno : EPIPE, std::system_category(), "ringflow::http: send");
+  }
+  out_.clear();
+  out_sent_ = 0;
+  return true;
+}
+
+task<void> connection::send_rest() {
+  bool in_time = co_await send(bytes(std::string_view(out_).substr(out_sent_)));
+  sent(in_time);
+  out_.clear();
+  out_sent_ = 0;
+}
+
 task<bool> connection::send(std::span<const std::byte> data) {
   writing_ = true;
   return timeout(saturated(srv_.opts.write_timeout), s_.write_all(data));
@@ -295,9 +339,7 @@ task<void> connection::fail(int status) {
   close_after_ = true;
   build_head(0);
   try {
-    bool in_time = co_await send(bytes(out_));
-    sent(in_time);
-    out_.clear();
+    if (!send_now()) co_await send_rest();
     s_.shutdown_write();
     // Linger: what the client still sends is read and dropped for a moment,
     // so our close does not reset the connection under the answer.
@@ -335,6 +377,7 @@ task<std::size_t> connection::body_read(std::span<std::byte> buf) {
       }
       continue;
     }
+    if (!out_.empty() && !send_now()) co_await send_rest();
     if (req_.expect_continue() && !continue_sent_ && !headers_sent_) {
       continue_sent_ = true;
       bool in_time = co_await send(bytes("HTTP/1.1 100 Continue\r\n\r\n"));
@@ -367,10 +410,10 @@ task<void> connection::body_read_all(std::string& out) {
 task<void> connection::res_write(std::span<const std::byte> data) {
   if (finished_) throw std::logic_error("ringflow::http::response::write after finish()");
   if (body_set_) throw std::logic_error("ringflow::http::response::write after set_body()");
-  if (!headers_sent_) build_head(declared_length_);
   if (declared_length_ && data.size() > *declared_length_ - written_) {
     throw std::logic_error("ringflow::http::response::write beyond set_content_length()");
   }
+  if (!headers_sent_) build_head(declared_length_);
   written_ += data.size();
   bool send_body = body_allowed() && req_.method() != HTTP_HEAD && !data.empty();
   if (!send_body) {
@@ -389,9 +432,7 @@ task<void> connection::res_write(std::span<const std::byte> data) {
   if (data.size() <= copy_below) {
     out_.append(reinterpret_cast<const char*>(data.data()), data.size());
     if (framing_ == framing::chunked) out_ += "\r\n";
-    bool in_time = co_await send(bytes(out_));
-    sent(in_time);
-    out_.clear();
+    if (!send_now()) co_await send_rest();
     co_return;
   }
   if (!out_.empty()) {
@@ -407,17 +448,20 @@ task<void> connection::res_write(std::span<const std::byte> data) {
   }
 }
 
+void connection::finish_buffered() {
+  finished_ = true;
+  std::uint64_t length = body_set_ ? res_body_.size() : declared_length_.value_or(0);
+  if (!body_set_ && length != 0) close_after_ = true;  // a length with no bytes behind it
+  build_head(length);
+  if (body_allowed() && req_.method() != HTTP_HEAD) out_ += res_body_;
+}
+
 task<void> connection::res_finish() {
   if (finished_) co_return;
   finished_ = true;
   if (!headers_sent_) {
-    std::uint64_t length = body_set_ ? res_body_.size() : declared_length_.value_or(0);
-    if (!body_set_ && length != 0) close_after_ = true;  // a length with no bytes behind it
-    build_head(length);
-    if (body_allowed() && req_.method() != HTTP_HEAD) out_ += res_body_;
-    bool in_time = co_await send(bytes(out_));
-    sent(in_time);
-    out_.clear();
+    finish_buffered();
+    if (!send_now()) co_await send_rest();
     co_return;
   }
   if (framing_ == framing::chunked) {

@@ -92,7 +92,8 @@ class connection {
   int status_ = 200;
   std::string res_headers_;  // "Name: value\r\n" lines
   std::string res_body_;
-  std::string out_;          // what goes to the socket next
+  std::string out_;          // what goes to the socket next (pipelined responses may wait here)
+  std::size_t out_sent_ = 0;  // of out_, sent already
   bool body_set_ = false, headers_sent_ = false, finished_ = false;
   bool close_after_ = false;  // "Connection: close" / close after this response
   bool writing_ = false;      // a write was cut (cancelled or failed): close
@@ -111,6 +112,13 @@ class connection {
   // meanwhile; sent() takes the verdict: writing_ cleared, or ETIMEDOUT thrown.
   task<bool> send(std::span<const std::byte> data);
   void sent(bool in_time);
+  // out_ to the socket by a plain non-blocking send (no ring submission, no
+  // timer): true when all of it went (out_ is then cleared); else what is
+  // left goes by send_rest(), which waits within write_timeout.
+  bool send_now();
+  task<void> send_rest();
+  // The response head and set_body bytes appended to out_ (finished).
+  void finish_buffered();
   // Answers status with "Connection: close", half-closes, and reads what the
   // client still sends for a moment so that closing does not reset the
   // connection before the client read the answer.

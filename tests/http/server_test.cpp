@@ -313,6 +313,45 @@ TEST_CASE("pipelined requests are answered in order", "[http]") {
   }
 }
 
+TEST_CASE("responses held back for pipelined requests keep their order with streamed and failed ones", "[http]") {
+  // Buffered answers wait while the next request is already read; a
+  // streamed answer, a 100 Continue and an error answer must come after them.
+  harness h([](http::request& req, http::response& res) -> ringflow::task<> {
+    if (req.target() == "/stream") {
+      co_await res.write("s1,");
+      co_await res.write("s2");
+      co_return;
+    }
+    std::string body;
+    co_await req.body().read_all(body);
+    res.set_body(std::string(req.target()) + ":" + body);
+  });
+  client c(h.port());
+  std::string all = get("/a") + get("/b") + get("/stream") + get("/c") +
+                    "POST /d HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+  REQUIRE(c.send(all));
+  for (std::string want : {"/a:", "/b:", "s1,s2", "/c:"}) {
+    auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == want);
+  }
+  auto r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 100);
+  REQUIRE(c.send("xy" + get("/e") + get("/f") + "GARBAGE\r\n\r\n"));
+  for (std::string want : {"/d:xy", "/e:", "/f:"}) {
+    r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == want);
+  }
+  r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(c.wait_closed());
+}
+
 TEST_CASE("chunked and Content-Length uploads reach the handler", "[http]") {
   harness h(echo_body);
   client c(h.port());
