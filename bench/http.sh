@@ -5,9 +5,12 @@
 # ("hello, world\n", Content-Type: text/plain, Content-Length, Date), loaded
 # by wrk over keep-alive connections.
 #
-# Usage: bench/http.sh [--quick] [--duration S] [--rounds R] [--connections "1 50 500"] [--servers "ringflow nginx hyper"]
+# Usage: bench/http.sh [--quick] [--duration S] [--rounds R] [--connections "1 50 500"]
+#                      [--servers "ringflow nginx hyper"] [--baseline BIN]
 #   default: 3 rounds of 5 s per row at 1, 50 and 500 connections
 #   --quick: 50 connections only, 1 round of 3 s
+#   --baseline BIN: also runs BIN (another build of examples/http_hello, e.g.
+#   of an older commit) as "ringflow-base", to measure a change
 # Needs wrk and nginx-light, and for the hyper peer cargo with Debian's
 # vendored crates: scripts/setup.sh --bench installs them (this script
 # installs nothing; a missing peer is skipped with a message).
@@ -29,6 +32,7 @@ duration=5
 rounds=3
 conns_list="1 50 500"
 server_list="ringflow nginx hyper"
+baseline_bin=
 while (($#)); do
   case $1 in
     --quick) duration=3 conns_list=50 rounds=1; shift ;;
@@ -36,8 +40,9 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --connections) conns_list=$2; shift 2 ;;
     --servers) server_list=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: bench/http.sh [--quick] [--duration S] [--rounds R] [--connections \"1 50 500\"] [--servers \"ringflow nginx hyper\"]" >&2; exit 2 ;;
+    --baseline) baseline_bin=$(realpath "$2"); server_list+=" ringflow-base"; shift 2 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: bench/http.sh [--quick] [--duration S] [--rounds R] [--connections \"1 50 500\"] [--servers \"ringflow nginx hyper\"] [--baseline BIN]" >&2; exit 2 ;;
   esac
 done
 if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then echo "bench/http.sh: --rounds must be a positive integer" >&2; exit 2; fi
@@ -148,6 +153,7 @@ start_server() {  # name -> sets spid, port (empty when it did not start)
   port=
   case $1 in
     ringflow) taskset -c 0 "$out/examples/http_hello" 0 1 >>"$tmp/server.out" 2>"$tmp/server.err" & spid=$! ;;
+    ringflow-base) taskset -c 0 "$baseline_bin" 0 1 >>"$tmp/server.out" 2>"$tmp/server.err" & spid=$! ;;
     hyper) taskset -c 0 "$out/peers-hyper/release/hyperhello" 0 >>"$tmp/server.out" 2>"$tmp/server.err" & spid=$! ;;
     nginx)
       local p
@@ -213,6 +219,7 @@ stop_server() {  # name -> sets src
 available() {  # name
   case $1 in
     ringflow) [[ -x $out/examples/http_hello ]] ;;
+    ringflow-base) [[ -n $baseline_bin && -x $baseline_bin ]] ;;
     hyper) [[ -x $out/peers-hyper/release/hyperhello ]] ;;
     nginx) [[ -x $nginx_bin ]] ;;
     *) return 1 ;;
@@ -340,17 +347,17 @@ json.dump({"bench": "http", "duration_s": float(sys.argv[2]), "rounds": int(sys.
           sys.stdout, indent=1)
 print()
 w = sys.stderr.write
-w("\n%-9s %5s | %9s %7s %7s | %8s | %7s %5s %7s %7s | %-6s %s\n" % (
+w("\n%-13s %5s | %9s %7s %7s | %8s | %7s %5s %7s %7s | %-6s %s\n" % (
     "server", "conns", "req/s", "x nginx", "x hyper", "p99 us", "cpu us", "srv", "x nginx", "x hyper", "client", "load"))
-w("%-9s %5s | %9s %7s %7s | %8s | %7s %5s %7s %7s | %-6s %s\n" % (
+w("%-13s %5s | %9s %7s %7s | %8s | %7s %5s %7s %7s | %-6s %s\n" % (
     "", "", "", "", "", "", "per req", "util", "cpu/req", "cpu/req", "bound", "1m"))
 def f(x, fmt):
     return fmt % x if x is not None else "-"
 for r in rows:
     if "rps" not in r:
-        w("%-9s %5d | %s\n" % (r["server"], r["connections"], r["error"]))
+        w("%-13s %5d | %s\n" % (r["server"], r["connections"], r["error"]))
         continue
-    w("%-9s %5d | %9.0f %7s %7s | %8.1f | %7s %5s %7s %7s | %-6s %.2f%s\n" % (
+    w("%-13s %5d | %9.0f %7s %7s | %8.1f | %7s %5s %7s %7s | %-6s %.2f%s\n" % (
         r["server"], r["connections"], r["rps"], f(r.get("rps_vs_nginx"), "%.2fx"), f(r.get("rps_vs_hyper"), "%.2fx"),
         r["p99_us"], f(r["server_cpu_us_per_req"], "%.2f"), f(r["server_cpu_util"], "%.2f"),
         f(r.get("cpu_per_req_vs_nginx"), "%.2fx"), f(r.get("cpu_per_req_vs_hyper"), "%.2fx"),

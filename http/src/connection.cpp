@@ -135,9 +135,10 @@ void connection::begin_request() {
   written_ = 0;
 }
 
-task<std::optional<std::size_t>> connection::read_some(std::chrono::nanoseconds d) {
+task<std::optional<std::size_t>> connection::read_some(clock::time_point deadline) {
   std::span<std::byte> buf(reinterpret_cast<std::byte*>(in_.data()) + fill_, in_.size() - fill_);
-  std::optional<std::size_t> r = co_await timeout(d, s_.read(buf));
+  auto race = read_deadline_.wait(s_.read(buf), deadline);
+  std::optional<std::size_t> r = co_await race;
   co_return r;
 }
 
@@ -167,16 +168,16 @@ task<void> connection::serve() {
       parse_ = fill_ = 0;
       bool nothing_yet = req_.head_bytes() == 0;
       if (nothing_yet && shutdown_.stop_requested()) co_return;
-      std::chrono::nanoseconds d = timing ? detail::until(deadline) : saturated(o.idle_timeout);
+      clock::time_point read_by = timing ? deadline : deadline_after(o.idle_timeout);
       std::optional<std::size_t> r;
       std::span<std::byte> buf(reinterpret_cast<std::byte*>(in_.data()), in_.size());
-      // timeout()'s race awaited here directly: a frame less per read.
+      // The race lives in this frame: no frame of its own, no timer per read.
       if (nothing_yet) {
-        ringflow::detail::race_awaiter<std::optional<std::size_t>> race{with_stop(shutdown_, s_.read(buf)), d};
+        auto race = read_deadline_.wait(with_stop(shutdown_, s_.read(buf)), read_by);
         std::optional<std::optional<std::size_t>> w = co_await race;
         if (w && *w) r = **w;
       } else {
-        ringflow::detail::race_awaiter<std::size_t> race{s_.read(buf), d};
+        auto race = read_deadline_.wait(s_.read(buf), read_by);
         r = co_await race;
       }
       if (!r) {
@@ -348,7 +349,7 @@ task<void> connection::fail(int status) {
     std::uint64_t dropped = 0;
     while (dropped < 16 * in_.size()) {
       parse_ = fill_ = 0;
-      std::optional<std::size_t> r = co_await read_some(detail::until(linger_end));
+      std::optional<std::size_t> r = co_await read_some(linger_end);
       if (!r || *r == 0) break;
       dropped += *r;
     }
@@ -384,7 +385,7 @@ task<std::size_t> connection::body_read(std::span<std::byte> buf) {
       sent(in_time);
     }
     parse_ = fill_ = body_begin_ = body_end_ = 0;
-    std::optional<std::size_t> r = co_await read_some(saturated(srv_.opts.idle_timeout));
+    std::optional<std::size_t> r = co_await read_some(deadline_after(srv_.opts.idle_timeout));
     if (!r) {
       body_error_ = 408;
       throw error(408, "ringflow::http: no request body bytes within idle_timeout");

@@ -16,6 +16,7 @@
 #include <ringflow/semaphore.hpp>
 #include <ringflow/tcp.hpp>
 
+#include "read_deadline.hpp"
 #include "request_parser.hpp"
 
 namespace ringflow::http::detail {
@@ -85,6 +86,8 @@ class connection {
   std::vector<char> in_;
   std::size_t parse_ = 0, fill_ = 0, body_begin_ = 0, body_end_ = 0;
   bool continue_sent_ = false;
+  // The socket reads' deadlines, on one timer kept across reads.
+  read_deadline read_deadline_;
   // Status a failed body read leaves for the connection (0: none).
   int body_error_ = 0;
 
@@ -104,8 +107,8 @@ class connection {
  private:
   void begin_request();
   // Reads into in_ after fill_: the byte count, 0 at end of stream, nullopt
-  // when d passed first.
-  task<std::optional<std::size_t>> read_some(std::chrono::nanoseconds d);
+  // when the deadline passed first.
+  task<std::optional<std::size_t>> read_some(clock::time_point deadline);
   bool body_allowed() const noexcept;
   void build_head(std::optional<std::uint64_t> length);
   // Writes data within write_timeout (false: it did not), with writing_ set

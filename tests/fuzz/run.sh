@@ -23,4 +23,5 @@ cp -n tests/fuzz/corpus/http/* "$dir/corpus/"
 cd "$dir"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
   exec ./tests/fuzz/http_request_fuzz -max_total_time="$seconds" -max_len=20000 -timeout=10 \
+  -dict=../../tests/fuzz/http.dict \
   -print_final_stats=1 "$@" corpus

@@ -625,6 +625,33 @@ TEST_CASE("an idle keep-alive connection is closed after idle_timeout", "[http]"
   wait_until([&] { return h.srv.connections() == 0; });
 }
 
+TEST_CASE("the read deadlines of one connection: an earlier one cuts, a later one waits", "[http]") {
+  // The connection keeps one timer for its reads' deadlines: armed for the
+  // header deadline from accept, it fires while the connection idles within
+  // idle_timeout (which must not cut it), and a later header deadline,
+  // sooner than the idle one it was armed for, must still cut a slow head.
+  auto o = small_options();
+  o.header_timeout = 150ms;
+  o.idle_timeout = 30s;
+  harness h(hello, o);
+  client c(h.port());
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(c.send(get("/")));
+    auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    // Idle past the header deadline the timer was armed for: still open.
+    std::this_thread::sleep_for(250ms);
+  }
+  REQUIRE(c.send("GET / HTTP/1.1\r\n"));  // a head that never ends
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 408);
+  CHECK(std::chrono::steady_clock::now() - start < 20s);  // the header deadline, not idle_timeout
+  CHECK(c.wait_closed());
+}
+
 TEST_CASE("1000 concurrent keep-alive connections", "[http]") {
   // Both ends live in this process: two descriptors per connection.
   rlimit lim{};

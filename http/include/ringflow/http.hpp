@@ -50,7 +50,8 @@
 // Allocation: each connection owns its read buffer, header storage and
 // output buffer, made once and reused by every request on it; a socket
 // read that has to wait costs two coroutine frames (the read and its stop
-// watch) and a timer for its deadline. A response goes out by a plain
+// watch), and its deadline is kept by one io_uring timer per connection that
+// stays armed across reads (no timer set and cancelled per read). A response goes out by a plain
 // non-blocking send when the socket takes it (no frame, no timer; the
 // write_timeout timer only when a send has to wait), and responses to
 // pipelined requests that are already buffered leave together in one send.
