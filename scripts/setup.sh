@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ringflow needs, only those missing.
-# Usage: scripts/setup.sh [--tests]   (--tests adds clang (clang++) for the sanitizer
-# builds, cmake for the install check's CMake consumer, hiredis with
-# redis-server and redis-tools for the Redis client's tests and benchmark,
-# libhttp-parser for the HTTP server, and for the dashboard's browser test
-# Chromium, node and npm, and playwright-core from tests/browser's lockfile)
+# Usage: scripts/setup.sh [--tests] [--bench]   (--tests adds clang (clang++)
+# for the sanitizer builds and libFuzzer, cmake for the install check's CMake
+# consumer, hiredis with redis-server and redis-tools for the Redis client's
+# tests and benchmark, libhttp-parser for the HTTP server, and for the
+# dashboard's browser test Chromium, node and npm, and playwright-core from
+# tests/browser's lockfile; --bench adds what bench/http.sh runs: wrk,
+# nginx-light, and Debian's Rust toolchain with the vendored tokio and hyper
+# crates the Tokio peers are built from, offline)
 # Quiet when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tests=false
-[[ "${1:-}" == "--tests" ]] && tests=true
-
 packages=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev catch2 libcli11-dev)
-if $tests; then
-  packages+=(clang clang-14 libclang-rt-14-dev python3 cmake libhiredis-dev redis-server redis-tools libhttp-parser-dev chromium)
-fi
+for arg in "$@"; do
+  case $arg in
+    --tests)
+      tests=true
+      packages+=(clang clang-14 libclang-rt-14-dev python3 cmake libhiredis-dev redis-server redis-tools libhttp-parser-dev chromium)
+      ;;
+    --bench) packages+=(python3 libhttp-parser-dev wrk nginx-light cargo rustc librust-tokio-dev librust-hyper-dev) ;;
+    *) echo "usage: scripts/setup.sh [--tests] [--bench]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <sys/socket.h>
+
 #include <ringflow/stop.hpp>
 #include <ringflow/timeout.hpp>
 
@@ -17,19 +19,9 @@ namespace ringflow::http {
 namespace {
 
 using detail::clock;
+using detail::iequals;
 using detail::deadline_after;
 using detail::saturated;
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::string_view reason(int status) noexcept {
   switch (status) {
@@ -119,156 +111,34 @@ bool has_control(std::string_view s) noexcept {
 
 namespace detail {
 
-const http_parser_settings connection::settings_ = [] {
-  http_parser_settings s{};
-  s.on_url = &connection::on_url;
-  s.on_header_field = &connection::on_header_field;
-  s.on_header_value = &connection::on_header_value;
-  s.on_headers_complete = &connection::on_headers_complete;
-  s.on_body = &connection::on_body;
-  s.on_message_complete = &connection::on_message_complete;
-  return s;
-}();
-
 connection::connection(server_state& srv, tcp_stream& s, std::stop_token shutdown)
-    : srv_(srv), s_(s), shutdown_(std::move(shutdown)), in_(srv.opts.read_buffer_bytes) {
-  http_parser_init(&parser_, HTTP_REQUEST);
-  parser_.data = this;
-  // Both grow up to their limit at most once and keep their capacity.
-  store_.reserve(std::min<std::size_t>(srv.opts.max_header_bytes, 4096));
-  headers_.reserve(32);
+    : srv_(srv),
+      s_(s),
+      shutdown_(std::move(shutdown)),
+      req_({srv.opts.max_header_bytes, srv.opts.max_body_bytes}),
+      in_(srv.opts.read_buffer_bytes) {
+  // Grows to the largest response head at most once and keeps its capacity.
   out_.reserve(1024);
 }
 
 void connection::begin_request() {
-  store_.clear();
-  headers_.clear();
-  url_len_ = 0;
-  last_was_field_ = false;
-  headers_done_ = message_done_ = false;
-  limit_hit_ = limit::none;
-  header_bytes_ = 0;
-  body_bytes_ = 0;
-  content_length_.reset();
-  expect_continue_ = continue_sent_ = false;
+  req_.begin();
+  continue_sent_ = false;
   body_error_ = 0;
   status_ = 200;
   res_headers_.clear();
   res_body_.clear();
-  out_.clear();
+  // out_ keeps what earlier (pipelined) responses left to send.
   body_set_ = headers_sent_ = finished_ = close_after_ = writing_ = false;
   framing_ = framing::none;
   declared_length_.reset();
   written_ = 0;
 }
 
-http_errno connection::execute() {
-  if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) http_parser_pause(&parser_, 0);
-  bool in_headers = !headers_done_;
-  std::size_t len = fill_ - parse_;
-  std::size_t n = http_parser_execute(&parser_, &settings_, in_.data() + parse_, len);
-  if (in_headers) header_bytes_ += n;
-  parse_ += n;
-  auto e = static_cast<http_errno>(parser_.http_errno);
-  // Stopping early without an error: an upgrade or CONNECT (refused later).
-  if (e == HPE_OK && n < len && !parser_.upgrade) e = HPE_UNKNOWN;
-  return e;
-}
-
-int connection::status_for(http_errno e) const noexcept {
-  if (limit_hit_ == limit::header || e == HPE_HEADER_OVERFLOW) return 431;
-  if (limit_hit_ == limit::body) return 413;
-  return 400;
-}
-
-int connection::on_url(http_parser* p, const char* at, std::size_t len) {
-  auto* c = static_cast<connection*>(p->data);
-  if (c->store_.size() + len > c->srv_.opts.max_header_bytes) {
-    c->limit_hit_ = limit::header;
-    return 1;
-  }
-  c->store_.append(at, len);
-  c->url_len_ += static_cast<std::uint32_t>(len);
-  return 0;
-}
-
-int connection::on_header_field(http_parser* p, const char* at, std::size_t len) {
-  auto* c = static_cast<connection*>(p->data);
-  if (c->headers_done_) return 0;  // a chunked body's trailer: ignored
-  if (c->store_.size() + len > c->srv_.opts.max_header_bytes) {
-    c->limit_hit_ = limit::header;
-    return 1;
-  }
-  if (!c->last_was_field_) {
-    auto off = static_cast<std::uint32_t>(c->store_.size());
-    c->headers_.push_back({off, 0, off, 0});
-    c->last_was_field_ = true;
-  }
-  c->store_.append(at, len);
-  c->headers_.back().name_len += static_cast<std::uint32_t>(len);
-  return 0;
-}
-
-int connection::on_header_value(http_parser* p, const char* at, std::size_t len) {
-  auto* c = static_cast<connection*>(p->data);
-  if (c->headers_done_ || c->headers_.empty()) return 0;
-  if (c->store_.size() + len > c->srv_.opts.max_header_bytes) {
-    c->limit_hit_ = limit::header;
-    return 1;
-  }
-  if (c->last_was_field_) {
-    c->headers_.back().value_off = static_cast<std::uint32_t>(c->store_.size());
-    c->last_was_field_ = false;
-  }
-  c->store_.append(at, len);
-  c->headers_.back().value_len += static_cast<std::uint32_t>(len);
-  return 0;
-}
-
-int connection::on_headers_complete(http_parser* p) {
-  auto* c = static_cast<connection*>(p->data);
-  c->headers_done_ = true;
-  c->method_ = p->method;
-  c->major_ = p->http_major;
-  c->minor_ = p->http_minor;
-  c->keep_alive_ = http_should_keep_alive(p) != 0;
-  c->chunked_ = (p->flags & F_CHUNKED) != 0;
-  if (!c->chunked_ && (p->flags & F_CONTENTLENGTH)) c->content_length_ = p->content_length;
-  for (const auto& h : c->headers_) {
-    if (iequals(c->stored(h.name_off, h.name_len), "expect") &&
-        iequals(c->stored(h.value_off, h.value_len), "100-continue")) {
-      c->expect_continue_ = true;
-    }
-  }
-  // The handler runs before any body byte is parsed.
-  http_parser_pause(p, 1);
-  return 0;
-}
-
-int connection::on_body(http_parser* p, const char* at, std::size_t len) {
-  auto* c = static_cast<connection*>(p->data);
-  c->body_bytes_ += len;
-  if (c->body_bytes_ > c->srv_.opts.max_body_bytes) {
-    c->limit_hit_ = limit::body;
-    return 1;
-  }
-  char* to = c->in_.data() + c->body_end_;
-  if (to != at) std::memmove(to, at, len);
-  c->body_end_ += len;
-  return 0;
-}
-
-int connection::on_message_complete(http_parser* p) {
-  auto* c = static_cast<connection*>(p->data);
-  c->message_done_ = true;
-  // What follows belongs to the next (pipelined) request.
-  http_parser_pause(p, 1);
-  return 0;
-}
-
-task<std::optional<std::size_t>> connection::read_some(std::chrono::nanoseconds d) {
+task<std::optional<std::size_t>> connection::read_some(clock::time_point deadline) {
   std::span<std::byte> buf(reinterpret_cast<std::byte*>(in_.data()) + fill_, in_.size() - fill_);
-  std::optional<std::size_t> r = co_await timeout(d, s_.read(buf));
+  auto race = read_deadline_.wait(s_.read(buf), deadline);
+  std::optional<std::size_t> r = co_await race;
   co_return r;
 }
 
@@ -283,39 +153,32 @@ task<void> connection::serve() {
     bool timing = first;
     first = false;
     int failed = 0;
-    while (!headers_done_) {
+    while (!req_.headers_done()) {
       if (parse_ < fill_) {
         if (!timing) {
           timing = true;
           deadline = deadline_after(o.header_timeout);
         }
-        http_errno e = execute();
-        if (e != HPE_OK && e != HPE_PAUSED) {
-          failed = status_for(e);
-          break;
-        }
-        if (!headers_done_ && header_bytes_ > o.max_header_bytes) {
-          failed = 431;
-          break;
-        }
-        if (!headers_done_ && parser_.upgrade) {
-          failed = 501;
-          break;
-        }
+        failed = req_.parse_head(in_.data(), parse_, fill_);
+        if (failed != 0) break;
         continue;
       }
+      // Responses held back for pipelined requests go out before we wait.
+      if (!out_.empty() && !send_now()) co_await send_rest();
       parse_ = fill_ = 0;
-      bool nothing_yet = header_bytes_ == 0;
+      bool nothing_yet = req_.head_bytes() == 0;
       if (nothing_yet && shutdown_.stop_requested()) co_return;
-      std::chrono::nanoseconds d = timing ? detail::until(deadline) : saturated(o.idle_timeout);
-      // Inline rather than through read_some: a frame less per request.
+      clock::time_point read_by = timing ? deadline : deadline_after(o.idle_timeout);
       std::optional<std::size_t> r;
       std::span<std::byte> buf(reinterpret_cast<std::byte*>(in_.data()), in_.size());
+      // The race lives in this frame: no frame of its own, no timer per read.
       if (nothing_yet) {
-        std::optional<std::optional<std::size_t>> w = co_await timeout(d, with_stop(shutdown_, s_.read(buf)));
+        auto race = read_deadline_.wait(with_stop(shutdown_, s_.read(buf)), read_by);
+        std::optional<std::optional<std::size_t>> w = co_await race;
         if (w && *w) r = **w;
       } else {
-        r = co_await timeout(d, s_.read(buf));
+        auto race = read_deadline_.wait(s_.read(buf), read_by);
+        r = co_await race;
       }
       if (!r) {
         if (nothing_yet) co_return;  // idle (or shutting down): close quietly
@@ -328,14 +191,6 @@ task<void> connection::serve() {
         timing = true;
         deadline = deadline_after(o.header_timeout);
       }
-    }
-    if (failed == 0 && (parser_.upgrade || method_ == HTTP_CONNECT)) failed = 501;
-    if (failed == 0 && content_length_ && *content_length_ > o.max_body_bytes) failed = 413;
-    if (failed == 0 && !chunked_ && content_length_.value_or(0) == 0) {
-      // No body: the parser ends the message on the byte it paused at, so
-      // the request is complete before the handler runs.
-      http_errno e = execute();
-      if (e != HPE_OK && e != HPE_PAUSED) failed = status_for(e);
     }
     if (failed != 0) {
       co_await fail(failed);
@@ -363,9 +218,20 @@ task<void> connection::serve() {
       }
       co_return;
     }
-    co_await res_finish();
+    if (!headers_sent_ && !finished_) {
+      // The common case, a buffered response, without a frame: built into
+      // out_ and written by a plain non-blocking send when the socket takes
+      // it. Held back while the next pipelined request is already buffered,
+      // so that its response goes out in the same send.
+      finish_buffered();
+      constexpr std::size_t hold_below = 16 * 1024;
+      bool hold = parse_ < fill_ && req_.message_done() && !close_after_ && body_error_ == 0 && out_.size() < hold_below;
+      if (!hold && !send_now()) co_await send_rest();
+    } else {
+      co_await res_finish();
+    }
     if (close_after_ || body_error_ != 0) co_return;
-    if (!message_done_) {
+    if (!req_.message_done()) {
       bool drained = co_await discard_body();
       if (!drained) co_return;
     }
@@ -376,7 +242,7 @@ task<bool> connection::discard_body() {
   try {
     for (;;) {
       body_begin_ = body_end_;
-      if (message_done_) co_return true;
+      if (req_.message_done()) co_return true;
       std::byte scratch[1];
       std::size_t n = co_await body_read(scratch);
       if (n == 0) co_return true;
@@ -391,12 +257,12 @@ bool connection::body_allowed() const noexcept {
 }
 
 void connection::build_head(std::optional<std::uint64_t> length) {
-  if (!keep_alive_ || shutdown_.stop_requested() || body_error_ != 0 ||
-      (expect_continue_ && !continue_sent_ && !message_done_)) {
+  if (!req_.keep_alive() || shutdown_.stop_requested() || body_error_ != 0 ||
+      (req_.expect_continue() && !continue_sent_ && !req_.message_done())) {
     close_after_ = true;
   }
-  out_.clear();
-  out_ += major_ == 1 && minor_ == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  const bool http10 = req_.version_major() == 1 && req_.version_minor() == 0;
+  out_ += http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   append_decimal(out_, static_cast<std::uint64_t>(status_));
   out_ += ' ';
   out_ += reason(status_);
@@ -411,7 +277,7 @@ void connection::build_head(std::optional<std::uint64_t> length) {
       out_ += "Content-Length: ";
       append_decimal(out_, *length);
       out_ += "\r\n";
-    } else if (major_ == 1 && minor_ >= 1) {
+    } else if (req_.version_major() == 1 && req_.version_minor() >= 1) {
       framing_ = framing::chunked;
       out_ += "Transfer-Encoding: chunked\r\n";
     } else {
@@ -421,11 +287,39 @@ void connection::build_head(std::optional<std::uint64_t> length) {
   }
   if (close_after_) {
     out_ += "Connection: close\r\n";
-  } else if (minor_ == 0) {
+  } else if (req_.version_minor() == 0) {
     out_ += "Connection: keep-alive\r\n";
   }
   out_ += "\r\n";
   headers_sent_ = true;
+}
+
+bool connection::send_now() {
+  const std::size_t n = out_.size();
+  while (out_sent_ < n) {
+    ssize_t r = ::send(s_.native_handle(), out_.data() + out_sent_, n - out_sent_, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r > 0) {
+      out_sent_ += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      writing_ = true;  // a prefix is out: cut here, the stream is unusable
+      return false;
+    }
+    writing_ = true;
+    throw std::system_error(r < 0 ? errno : EPIPE, std::system_category(), "ringflow::http: send");
+  }
+  out_.clear();
+  out_sent_ = 0;
+  return true;
+}
+
+task<void> connection::send_rest() {
+  bool in_time = co_await send(bytes(std::string_view(out_).substr(out_sent_)));
+  sent(in_time);
+  out_.clear();
+  out_sent_ = 0;
 }
 
 task<bool> connection::send(std::span<const std::byte> data) {
@@ -443,12 +337,10 @@ void connection::sent(bool in_time) {
 task<void> connection::fail(int status) {
   status_ = status;
   res_headers_.clear();
-  keep_alive_ = false;
+  close_after_ = true;
   build_head(0);
   try {
-    bool in_time = co_await send(bytes(out_));
-    sent(in_time);
-    out_.clear();
+    if (!send_now()) co_await send_rest();
     s_.shutdown_write();
     // Linger: what the client still sends is read and dropped for a moment,
     // so our close does not reset the connection under the answer.
@@ -457,7 +349,7 @@ task<void> connection::fail(int status) {
     std::uint64_t dropped = 0;
     while (dropped < 16 * in_.size()) {
       parse_ = fill_ = 0;
-      std::optional<std::size_t> r = co_await read_some(detail::until(linger_end));
+      std::optional<std::size_t> r = co_await read_some(linger_end);
       if (!r || *r == 0) break;
       dropped += *r;
     }
@@ -475,24 +367,25 @@ task<std::size_t> connection::body_read(std::span<std::byte> buf) {
       body_begin_ += n;
       co_return n;
     }
-    if (message_done_) co_return 0;
+    if (req_.message_done()) co_return 0;
     if (parse_ < fill_) {
       body_begin_ = body_end_ = parse_;
-      http_errno e = execute();
-      if (e != HPE_OK && e != HPE_PAUSED) {
-        body_error_ = status_for(e);
+      int status = req_.parse_body(in_.data(), parse_, fill_, body_end_);
+      if (status != 0) {
+        body_error_ = status;
         throw error(body_error_, body_error_ == 413 ? "ringflow::http: request body too large"
                                                     : "ringflow::http: malformed request body");
       }
       continue;
     }
-    if (expect_continue_ && !continue_sent_ && !headers_sent_) {
+    if (!out_.empty() && !send_now()) co_await send_rest();
+    if (req_.expect_continue() && !continue_sent_ && !headers_sent_) {
       continue_sent_ = true;
       bool in_time = co_await send(bytes("HTTP/1.1 100 Continue\r\n\r\n"));
       sent(in_time);
     }
     parse_ = fill_ = body_begin_ = body_end_ = 0;
-    std::optional<std::size_t> r = co_await read_some(saturated(srv_.opts.idle_timeout));
+    std::optional<std::size_t> r = co_await read_some(deadline_after(srv_.opts.idle_timeout));
     if (!r) {
       body_error_ = 408;
       throw error(408, "ringflow::http: no request body bytes within idle_timeout");
@@ -518,12 +411,12 @@ task<void> connection::body_read_all(std::string& out) {
 task<void> connection::res_write(std::span<const std::byte> data) {
   if (finished_) throw std::logic_error("ringflow::http::response::write after finish()");
   if (body_set_) throw std::logic_error("ringflow::http::response::write after set_body()");
-  if (!headers_sent_) build_head(declared_length_);
   if (declared_length_ && data.size() > *declared_length_ - written_) {
     throw std::logic_error("ringflow::http::response::write beyond set_content_length()");
   }
+  if (!headers_sent_) build_head(declared_length_);
   written_ += data.size();
-  bool send_body = body_allowed() && method_ != HTTP_HEAD && !data.empty();
+  bool send_body = body_allowed() && req_.method() != HTTP_HEAD && !data.empty();
   if (!send_body) {
     if (!out_.empty()) {
       bool in_time = co_await send(bytes(out_));
@@ -540,9 +433,7 @@ task<void> connection::res_write(std::span<const std::byte> data) {
   if (data.size() <= copy_below) {
     out_.append(reinterpret_cast<const char*>(data.data()), data.size());
     if (framing_ == framing::chunked) out_ += "\r\n";
-    bool in_time = co_await send(bytes(out_));
-    sent(in_time);
-    out_.clear();
+    if (!send_now()) co_await send_rest();
     co_return;
   }
   if (!out_.empty()) {
@@ -558,21 +449,24 @@ task<void> connection::res_write(std::span<const std::byte> data) {
   }
 }
 
+void connection::finish_buffered() {
+  finished_ = true;
+  std::uint64_t length = body_set_ ? res_body_.size() : declared_length_.value_or(0);
+  if (!body_set_ && length != 0) close_after_ = true;  // a length with no bytes behind it
+  build_head(length);
+  if (body_allowed() && req_.method() != HTTP_HEAD) out_ += res_body_;
+}
+
 task<void> connection::res_finish() {
   if (finished_) co_return;
   finished_ = true;
   if (!headers_sent_) {
-    std::uint64_t length = body_set_ ? res_body_.size() : declared_length_.value_or(0);
-    if (!body_set_ && length != 0) close_after_ = true;  // a length with no bytes behind it
-    build_head(length);
-    if (body_allowed() && method_ != HTTP_HEAD) out_ += res_body_;
-    bool in_time = co_await send(bytes(out_));
-    sent(in_time);
-    out_.clear();
+    finish_buffered();
+    if (!send_now()) co_await send_rest();
     co_return;
   }
   if (framing_ == framing::chunked) {
-    if (body_allowed() && method_ != HTTP_HEAD) {
+    if (body_allowed() && req_.method() != HTTP_HEAD) {
       out_ += "0\r\n\r\n";
       bool in_time = co_await send(bytes(out_));
       sent(in_time);
@@ -589,29 +483,21 @@ task<void> connection::res_finish() {
 
 task<std::size_t> body_reader::read(std::span<std::byte> buf) { return c_->body_read(buf); }
 task<void> body_reader::read_all(std::string& out) { return c_->body_read_all(out); }
-bool body_reader::finished() const noexcept { return c_->message_done_ && c_->body_begin_ == c_->body_end_; }
+bool body_reader::finished() const noexcept { return c_->req_.message_done() && c_->body_begin_ == c_->body_end_; }
 
-std::string_view request::method() const noexcept {
-  return http_method_str(static_cast<http_method>(c_->method_));
-}
-std::string_view request::target() const noexcept { return c_->stored(0, c_->url_len_); }
-int request::version_major() const noexcept { return c_->major_; }
-int request::version_minor() const noexcept { return c_->minor_; }
-std::optional<std::string_view> request::header(std::string_view name) const noexcept {
-  for (const auto& h : c_->headers_) {
-    if (iequals(c_->stored(h.name_off, h.name_len), name)) return c_->stored(h.value_off, h.value_len);
-  }
-  return std::nullopt;
-}
-std::size_t request::header_count() const noexcept { return c_->headers_.size(); }
+std::string_view request::method() const noexcept { return c_->req_.method_name(); }
+std::string_view request::target() const noexcept { return c_->req_.target(); }
+int request::version_major() const noexcept { return c_->req_.version_major(); }
+int request::version_minor() const noexcept { return c_->req_.version_minor(); }
+std::optional<std::string_view> request::header(std::string_view name) const noexcept { return c_->req_.header(name); }
+std::size_t request::header_count() const noexcept { return c_->req_.header_count(); }
 header_field request::header_at(std::size_t i) const {
-  if (i >= c_->headers_.size()) throw std::out_of_range("ringflow::http::request::header_at");
-  const auto& h = c_->headers_[i];
-  return {c_->stored(h.name_off, h.name_len), c_->stored(h.value_off, h.value_len)};
+  if (i >= c_->req_.header_count()) throw std::out_of_range("ringflow::http::request::header_at");
+  return {c_->req_.header_name(i), c_->req_.header_value(i)};
 }
-std::optional<std::uint64_t> request::content_length() const noexcept { return c_->content_length_; }
-bool request::chunked() const noexcept { return c_->chunked_; }
-bool request::keep_alive() const noexcept { return c_->keep_alive_; }
+std::optional<std::uint64_t> request::content_length() const noexcept { return c_->req_.content_length(); }
+bool request::chunked() const noexcept { return c_->req_.chunked(); }
+bool request::keep_alive() const noexcept { return c_->req_.keep_alive(); }
 
 void response::set_status(int code) {
   if (code < 100 || code > 999) throw std::invalid_argument("ringflow::http::response::set_status: not a status code");

@@ -2,8 +2,6 @@
 // request, and the response being written. Private to http/src.
 #pragma once
 
-#include <http_parser.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -17,6 +15,9 @@
 #include <ringflow/http.hpp>
 #include <ringflow/semaphore.hpp>
 #include <ringflow/tcp.hpp>
+
+#include "read_deadline.hpp"
+#include "request_parser.hpp"
 
 namespace ringflow::http::detail {
 
@@ -72,38 +73,21 @@ class connection {
   task<void> res_write(std::span<const std::byte> data);
   task<void> res_finish();
 
-  // What the parser found, per request (the views are into store_).
-  struct header_span {
-    std::uint32_t name_off, name_len, value_off, value_len;
-  };
-  std::string_view stored(std::uint32_t off, std::uint32_t len) const noexcept { return {store_.data() + off, len}; }
-
   server_state& srv_;
   tcp_stream& s_;
   std::stop_token shutdown_;
 
-  http_parser parser_{};
+  // The request line, headers and body framing, parsed from in_.
+  request_parser req_;
   // Socket bytes: [parse_, fill_) not parsed yet; decoded body bytes not yet
   // handed to the handler live in [body_begin_, body_end_), always before
-  // parse_ (the parser's callbacks move body bytes down over the framing
-  // they came with, so a chunked body is decoded in place).
+  // parse_ (the parser moves body bytes down over the framing they came
+  // with, so a chunked body is decoded in place).
   std::vector<char> in_;
   std::size_t parse_ = 0, fill_ = 0, body_begin_ = 0, body_end_ = 0;
-
-  // The request line's target and the header names and values.
-  std::string store_;
-  std::vector<header_span> headers_;
-  std::uint32_t url_len_ = 0;
-  bool last_was_field_ = false;
-  bool headers_done_ = false;
-  bool message_done_ = false;
-  enum class limit { none, header, body } limit_hit_ = limit::none;
-  std::size_t header_bytes_ = 0;
-  std::uint64_t body_bytes_ = 0;
-  int method_ = 0, major_ = 1, minor_ = 1;
-  bool keep_alive_ = false, chunked_ = false;
-  std::optional<std::uint64_t> content_length_;
-  bool expect_continue_ = false, continue_sent_ = false;
+  bool continue_sent_ = false;
+  // The socket reads' deadlines, on one timer kept across reads.
+  read_deadline read_deadline_;
   // Status a failed body read leaves for the connection (0: none).
   int body_error_ = 0;
 
@@ -111,7 +95,8 @@ class connection {
   int status_ = 200;
   std::string res_headers_;  // "Name: value\r\n" lines
   std::string res_body_;
-  std::string out_;          // what goes to the socket next
+  std::string out_;          // what goes to the socket next (pipelined responses may wait here)
+  std::size_t out_sent_ = 0;  // of out_, sent already
   bool body_set_ = false, headers_sent_ = false, finished_ = false;
   bool close_after_ = false;  // "Connection: close" / close after this response
   bool writing_ = false;      // a write was cut (cancelled or failed): close
@@ -121,32 +106,27 @@ class connection {
 
  private:
   void begin_request();
-  // Runs the parser over [parse_, fill_); returns the parser's errno
-  // (HPE_OK or HPE_PAUSED when fine).
-  http_errno execute();
-  int status_for(http_errno e) const noexcept;
   // Reads into in_ after fill_: the byte count, 0 at end of stream, nullopt
-  // when d passed first.
-  task<std::optional<std::size_t>> read_some(std::chrono::nanoseconds d);
+  // when the deadline passed first.
+  task<std::optional<std::size_t>> read_some(clock::time_point deadline);
   bool body_allowed() const noexcept;
   void build_head(std::optional<std::uint64_t> length);
   // Writes data within write_timeout (false: it did not), with writing_ set
   // meanwhile; sent() takes the verdict: writing_ cleared, or ETIMEDOUT thrown.
   task<bool> send(std::span<const std::byte> data);
   void sent(bool in_time);
+  // out_ to the socket by a plain non-blocking send (no ring submission, no
+  // timer): true when all of it went (out_ is then cleared); else what is
+  // left goes by send_rest(), which waits within write_timeout.
+  bool send_now();
+  task<void> send_rest();
+  // The response head and set_body bytes appended to out_ (finished).
+  void finish_buffered();
   // Answers status with "Connection: close", half-closes, and reads what the
   // client still sends for a moment so that closing does not reset the
   // connection before the client read the answer.
   task<void> fail(int status);
   task<bool> discard_body();
-
-  static int on_url(http_parser* p, const char* at, std::size_t len);
-  static int on_header_field(http_parser* p, const char* at, std::size_t len);
-  static int on_header_value(http_parser* p, const char* at, std::size_t len);
-  static int on_headers_complete(http_parser* p);
-  static int on_body(http_parser* p, const char* at, std::size_t len);
-  static int on_message_complete(http_parser* p);
-  static const http_parser_settings settings_;
 };
 
 }  // namespace ringflow::http::detail

@@ -313,6 +313,45 @@ TEST_CASE("pipelined requests are answered in order", "[http]") {
   }
 }
 
+TEST_CASE("responses held back for pipelined requests keep their order with streamed and failed ones", "[http]") {
+  // Buffered answers wait while the next request is already read; a
+  // streamed answer, a 100 Continue and an error answer must come after them.
+  harness h([](http::request& req, http::response& res) -> ringflow::task<> {
+    if (req.target() == "/stream") {
+      co_await res.write("s1,");
+      co_await res.write("s2");
+      co_return;
+    }
+    std::string body;
+    co_await req.body().read_all(body);
+    res.set_body(std::string(req.target()) + ":" + body);
+  });
+  client c(h.port());
+  std::string all = get("/a") + get("/b") + get("/stream") + get("/c") +
+                    "POST /d HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+  REQUIRE(c.send(all));
+  for (std::string want : {"/a:", "/b:", "s1,s2", "/c:"}) {
+    auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == want);
+  }
+  auto r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 100);
+  REQUIRE(c.send("xy" + get("/e") + get("/f") + "GARBAGE\r\n\r\n"));
+  for (std::string want : {"/d:xy", "/e:", "/f:"}) {
+    r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == want);
+  }
+  r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(c.wait_closed());
+}
+
 TEST_CASE("chunked and Content-Length uploads reach the handler", "[http]") {
   harness h(echo_body);
   client c(h.port());
@@ -487,6 +526,14 @@ TEST_CASE("limits answer with their status and close", "[http]") {
     CHECK(r->status == 431);
     CHECK(c.wait_closed());
   }
+  SECTION("431: a head over the limit in the read that completes it (whitespace counts)") {
+    client c(h.port());
+    REQUIRE(c.send("GET / HTTP/1.1\r\nA:" + std::string(1100, ' ') + "b\r\n\r\n"));
+    auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 431);
+    CHECK(c.wait_closed());
+  }
   SECTION("413: Content-Length too large") {
     client c(h.port());
     REQUIRE(c.send("POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"));
@@ -576,6 +623,33 @@ TEST_CASE("an idle keep-alive connection is closed after idle_timeout", "[http]"
   CHECK(c.wait_closed());
   CHECK(std::chrono::steady_clock::now() - start >= 150ms);
   wait_until([&] { return h.srv.connections() == 0; });
+}
+
+TEST_CASE("the read deadlines of one connection: an earlier one cuts, a later one waits", "[http]") {
+  // The connection keeps one timer for its reads' deadlines: armed for the
+  // header deadline from accept, it fires while the connection idles within
+  // idle_timeout (which must not cut it), and a later header deadline,
+  // sooner than the idle one it was armed for, must still cut a slow head.
+  auto o = small_options();
+  o.header_timeout = 150ms;
+  o.idle_timeout = 30s;
+  harness h(hello, o);
+  client c(h.port());
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(c.send(get("/")));
+    auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    // Idle past the header deadline the timer was armed for: still open.
+    std::this_thread::sleep_for(250ms);
+  }
+  REQUIRE(c.send("GET / HTTP/1.1\r\n"));  // a head that never ends
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 408);
+  CHECK(std::chrono::steady_clock::now() - start < 20s);  // the header deadline, not idle_timeout
+  CHECK(c.wait_closed());
 }
 
 TEST_CASE("1000 concurrent keep-alive connections", "[http]") {

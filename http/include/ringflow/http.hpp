@@ -48,8 +48,13 @@
 // a response (so is a new connection that sent nothing within header_timeout).
 //
 // Allocation: each connection owns its read buffer, header storage and
-// output buffer, made once and reused by every request on it; per socket
-// read the deadline costs a coroutine frame or two (ringflow::timeout).
+// output buffer, made once and reused by every request on it; a socket
+// read that has to wait costs two coroutine frames (the read and its stop
+// watch), and its deadline is kept by one io_uring timer per connection that
+// stays armed across reads (no timer set and cancelled per read). A response goes out by a plain
+// non-blocking send when the socket takes it (no frame, no timer; the
+// write_timeout timer only when a send has to wait), and responses to
+// pipelined requests that are already buffered leave together in one send.
 //
 // Cancel safety: cancelling run() (its frame destroyed) closes the listener
 // and cancels every connection at its current suspension; a handler is
