@@ -1,7 +1,9 @@
+#include <coroutine>
 #include <exception>
 #include <stdexcept>
 #include <system_error>
 
+#include <ringflow/detail/worker.hpp>
 #include <ringflow/stop.hpp>
 #include <ringflow/task_group.hpp>
 #include <ringflow/timeout.hpp>
@@ -50,8 +52,26 @@ class conn_ticket {
   semaphore::permit slot_;
 };
 
+// Pins the awaiting spawned task to the worker it runs on: no waker moves it
+// any more (a handler awaiting a channel woken from another worker would).
+// A connection keeps its read timer armed on its ring across requests
+// (read_deadline.hpp), and that timer must end on the ring it was armed on,
+// also when the runtime shuts down with the connection open.
+struct stay_on_this_worker {
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) const noexcept {
+    if (ringflow::detail::root_link* r = ringflow::detail::uncancellable_task_of(h)) {
+      ringflow::detail::tls_worker->pin_if_home(r);
+    }
+    return false;  // goes on at once
+  }
+  void await_resume() const noexcept {}
+};
+
 // One connection's task; throws nothing (the group's reports stay empty).
 task<void> serve_connection(conn_ticket ticket, tcp_stream s, std::stop_token shutdown) {
+  co_await stay_on_this_worker{};
   server_state& srv = ticket.srv();
   open_count counted(srv.open);
   try {
