@@ -11,7 +11,7 @@
 // (--work-us 1000), then `kill -9` one consumer. Its unacked entries stay
 // pending at the broker under its name (watch shows them, idle and growing);
 // after --claim-idle-ms the survivor claims them (XAUTOCLAIM inside
-// stream_consumer::next) and prints "claimed back"; the group's pending
+// stream_consumer::next) and prints "claimed back" at once; the group's pending
 // count returns to its usual level and nothing is lost.
 //
 // produce: adds entries {seq, producer} at --rate (0: as fast as the policy
@@ -313,8 +313,15 @@ task<int> produce_main(common_options o, produce_options p) {
 // ---- consume -----------------------------------------------------------------
 
 task<void> consume_loop(redis::stream_consumer* in, std::chrono::microseconds work) {
+  std::optional<clock_type::time_point> announced;
   for (;;) {
     redis::delivery d = co_await in->next();
+    // At once, not with the next report: the work coming back is the news.
+    if (d.redelivered() && (!announced || clock_type::now() - *announced >= 1s)) {
+      announced = clock_type::now();
+      print_line(fmt::format("{} claimed back entries another consumer took and never acked (first {}, delivery {})",
+                             in->options().consumer, d.id(), d.delivery_count()));
+    }
     if (work.count() > 0) co_await ringflow::sleep_for(work);  // the handler's work
     try {
       co_await d.ack();
@@ -328,19 +335,14 @@ task<void> consume_loop(redis::stream_consumer* in, std::chrono::microseconds wo
 task<void> consume_report(const common_options& o, const redis::stream_consumer* in) {
   redis::connection c = co_await redis::connection::connect(o.host, o.port);
   const std::string& name = in->options().consumer;
-  std::uint64_t last_acked = 0, last_redelivered = 0;
+  std::uint64_t last_acked = 0;
   for (int s = 1;; ++s) {
     co_await ringflow::sleep_for(1s);
     group_view g = co_await read_group(c, o, false);
     redis::consumer_stats st = in->stats();
-    if (st.redelivered > last_redelivered) {
-      print_line(fmt::format("{} claimed back {} entries another consumer took and never acked", name,
-                             st.redelivered - last_redelivered));
-    }
     print_line(fmt::format("{} t={}s acked={} ({}/s) redelivered={} held={}{}", name, s, st.acked, st.acked - last_acked,
                            st.redelivered, in->held(), group_suffix(g)));
     last_acked = st.acked;
-    last_redelivered = st.redelivered;
   }
 }
 

@@ -247,7 +247,12 @@ TEST_CASE("redis_stream example: producer and two consumer processes, one killed
   REQUIRE(value_of(*last, "redelivered") >= held_at_death);
   if (held_at_death > 0) {
     bool announced = false;
-    for (const std::string& l : seen) announced = announced || l.rfind("survivor claimed back ", 0) == 0;
+    std::string said;
+    for (const std::string& l : seen) {
+      announced = announced || l.rfind("survivor claimed back ", 0) == 0;
+      said += l + "\n";
+    }
+    INFO("the survivor said:\n" << said << *last);
     REQUIRE(announced);
   }
 }
