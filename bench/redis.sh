@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
 # Redis client benchmark: ringflow's redis::connection (bench/redis_bench)
 # against redis-benchmark (Debian's redis-tools: hiredis-based C on epoll)
-# with the same load on the same redis-server in the same run: PING and
-# SET key:bench xxx at pipeline depth 1, 16 and 128 over 1 and 50
-# connections, N requests per row.
+# with the same load on the same redis-server in the same run: PING,
+# SET key:bench xxx and XADD stream:bench * field value at pipeline depth
+# 1, 16 and 128 over 1 and 50 connections, N requests per row (the stream
+# is deleted before every XADD run, so each starts empty).
+#
+# Consume throughput (entries/s, client CPU per entry) over a stream
+# pre-filled with E entries (about 2N, a multiple of 16384; each run reads it
+# whole through a fresh group). redis-benchmark has no consume test; what it
+# can run is the read half: XREADGROUP GROUP g c COUNT 128 NOACK STREAMS s >
+# (no acks, so no pending list), E/128 requests at depth 1 and 16, each
+# reply a full 128 entries. ringflow runs the same command on its connection
+# (redis_bench), and its stream_consumer runs the full consumer: next()
+# through request(128) on its publisher, then the 128 acks (one XACK each,
+# pipelined), then the next batch. The stream_consumer row is compared with
+# redis-benchmark's read-only depth-1 row (one batch outstanding, as the
+# consumer): a floor that does no acks, so the ratio overstates its cost.
 #
 # Usage: bench/redis.sh [--quick] [--requests N] [--rounds R] [--pipelines "1 16 128"] [--connections "1 50"]
 #   default: 200000 requests per row, 3 rounds; --quick: 20000 requests, 1 round
@@ -35,7 +48,7 @@ while (($#)); do
     *) echo "usage: bench/redis.sh [--quick] [--requests N] [--rounds R] [--pipelines \"1 16 128\"] [--connections \"1 50\"]" >&2; exit 2 ;;
   esac
 done
-for tool in redis-server redis-benchmark python3 taskset; do
+for tool in redis-server redis-benchmark redis-cli python3 taskset; do
   command -v "$tool" >/dev/null || { echo "bench/redis.sh: $tool is missing (scripts/setup.sh --tests installs it)" >&2; exit 1; }
 done
 
@@ -55,7 +68,9 @@ import json, os, resource, shutil, signal, socket, statistics, subprocess, sys, 
 bench, requests, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 pipelines = [int(x) for x in sys.argv[4].split()]
 conns_list = [int(x) for x in sys.argv[5].split()]
-commands = [["PING"], ["SET", "key:bench", "xxx"]]
+commands = [["PING"], ["SET", "key:bench", "xxx"], ["XADD", "stream:bench", "*", "field", "value"]]
+batch = 128  # XREADGROUP COUNT
+consume_entries = max(1, round(2 * requests / (batch * batch))) * batch * batch
 cores = os.cpu_count() or 1
 server_core, client_core = ("0", "1") if cores >= 2 else ("0", "0")
 
@@ -96,6 +111,24 @@ try:
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return p.stdout, cpu
 
+    def cli(*args):
+        p = subprocess.run(["redis-cli", "-p", str(port)] + [str(a) for a in args], capture_output=True, text=True)
+        if p.returncode != 0 or p.stdout.startswith("ERR") or p.stdout.startswith("(error)"):
+            sys.exit(f"bench/redis.sh: redis-cli {' '.join(map(str, args))}: {p.stdout.strip()} {p.stderr.strip()}")
+        return p.stdout
+
+    def entries_read(group):
+        lines = cli("XINFO", "GROUPS", "stream:consume").split("\n")
+        for i, l in enumerate(lines):
+            if l == "name" and lines[i + 1] == group:
+                j = lines.index("entries-read", i)
+                return int(lines[j + 1])
+        sys.exit(f"bench/redis.sh: no group {group}")
+
+    def before(command):
+        if command[0] == "XADD":
+            cli("DEL", command[1])
+
     def run_ringflow(command, conns, depth):
         out, cpu = timed([bench, "--port", str(port), "--connections", str(conns), "--pipeline", str(depth),
                           "--requests", str(requests)] + command)
@@ -121,10 +154,57 @@ try:
     for rnd in range(rounds):
         for row in rows:
             for name, fn in clients.items():
+                before(row["argv"])
                 rps, cpu = fn(row["argv"], row["connections"], row["pipeline"])
                 row["runs"][name].append({"rps": rps, "cpu_us_per_request": cpu})
-                print(f"round {rnd + 1}/{rounds}: {row['command']:<20} P={row['pipeline']:<4} c={row['connections']:<3} "
+                print(f"round {rnd + 1}/{rounds}: {row['command']:<32} P={row['pipeline']:<4} c={row['connections']:<3} "
                       f"{name:<16} {rps:>11.0f} req/s {cpu:7.3f} us CPU/req", file=sys.stderr)
+
+    # ---- consume -----------------------------------------------------------
+    cli("DEL", "stream:consume")
+    timed(["redis-benchmark", "-p", str(port), "-c", "1", "-P", "128", "-n", str(consume_entries), "--csv",
+           "XADD", "stream:consume", "*", "field", "value"])
+    while int(cli("XLEN", "stream:consume")) > consume_entries:  # -P sends whole pipelines: trim what it added over
+        cli("XTRIM", "stream:consume", "MAXLEN", consume_entries)
+    reads = consume_entries // batch
+    consume_rows = [{"mode": f"XREADGROUP COUNT {batch} NOACK", "pipeline": d, "runs": {"ringflow": [], "redis-benchmark": []}}
+                    for d in (1, 16)]
+    consume_rows.append({"mode": f"stream_consumer next+ack, prefetch {batch}", "pipeline": 1, "runs": {"ringflow": []}})
+    groups = []
+
+    def fresh_group():
+        g = f"g{len(groups)}"
+        groups.append(g)
+        cli("XGROUP", "CREATE", "stream:consume", g, "0")
+        return g
+
+    def read_cmd(group):
+        return ["XREADGROUP", "GROUP", group, "c", "COUNT", str(batch), "NOACK", "STREAMS", "stream:consume", ">"]
+
+    for rnd in range(rounds):
+        for row in consume_rows:
+            for name in row["runs"]:
+                g = fresh_group()
+                if row["mode"].startswith("stream_consumer"):
+                    out, cpu = timed([bench, "--port", str(port), "--consume", str(consume_entries), "--prefetch", str(batch),
+                                      "--stream", "stream:consume", "--group", g])
+                    eps = json.loads(out)["entries_per_s"]
+                elif name == "ringflow":
+                    out, cpu = timed([bench, "--port", str(port), "--connections", "1", "--pipeline", str(row["pipeline"]),
+                                      "--requests", str(reads)] + read_cmd(g))
+                    eps = json.loads(out)["rps"] * batch
+                else:
+                    out, cpu = timed(["redis-benchmark", "-p", str(port), "-c", "1", "-P", str(row["pipeline"]),
+                                      "-n", str(reads), "--csv"] + read_cmd(g))
+                    lines = [l for l in out.splitlines() if l.strip()]
+                    eps = float(lines[-1].split(",")[1].strip('"')) * batch
+                got = entries_read(g)
+                if got != consume_entries:
+                    sys.exit(f"bench/redis.sh: {name} {row['mode']} read {got} of {consume_entries} entries")
+                cpu_per_entry = cpu * 1e6 / consume_entries
+                row["runs"][name].append({"entries_per_s": eps, "cpu_us_per_entry": cpu_per_entry})
+                print(f"round {rnd + 1}/{rounds}: {row['mode']:<36} P={row['pipeline']:<3} {name:<16} {eps:>11.0f} entries/s "
+                      f"{cpu_per_entry:7.3f} us CPU/entry", file=sys.stderr)
 
     def median_run(runs):
         by_rps = sorted(runs, key=lambda r: r["rps"])
@@ -133,7 +213,7 @@ try:
 
     result = {"benchmark": "redis", "requests": requests, "rounds": rounds, "server_core": server_core,
               "client_core": client_core, "rows": []}
-    print(f"\n{'command':<20} {'P':>4} {'c':>3} {'ringflow req/s':>15} {'r-b req/s':>12} {'ratio':>6} "
+    print(f"\n{'command':<32} {'P':>4} {'c':>3} {'ringflow req/s':>15} {'r-b req/s':>12} {'ratio':>6} "
           f"{'ringflow us/req':>16} {'r-b us/req':>11} {'ratio':>6}", file=sys.stderr)
     for row in rows:
         med = {name: median_run(runs) for name, runs in row["runs"].items()}
@@ -142,9 +222,35 @@ try:
                                "ringflow": rf, "redis_benchmark": rb,
                                "rps_ratio": rf["rps"] / rb["rps"],
                                "cpu_ratio": rf["cpu_us_per_request"] / rb["cpu_us_per_request"]})
-        print(f"{row['command']:<20} {row['pipeline']:>4} {row['connections']:>3} {rf['rps']:>15.0f} {rb['rps']:>12.0f} "
+        print(f"{row['command']:<32} {row['pipeline']:>4} {row['connections']:>3} {rf['rps']:>15.0f} {rb['rps']:>12.0f} "
               f"{rf['rps'] / rb['rps']:>6.2f} {rf['cpu_us_per_request']:>16.3f} {rb['cpu_us_per_request']:>11.3f} "
               f"{rf['cpu_us_per_request'] / rb['cpu_us_per_request']:>6.2f}", file=sys.stderr)
+    def median_consume(runs):
+        by = sorted(runs, key=lambda r: r["entries_per_s"])
+        return {"entries_per_s": by[len(by) // 2]["entries_per_s"],
+                "cpu_us_per_entry": statistics.median(r["cpu_us_per_entry"] for r in runs)}
+
+    result["consume"] = {"entries": consume_entries, "batch": batch, "rows": []}
+    print(f"\nconsume, {consume_entries} entries per run:\n{'mode':<40} {'P':>3} {'ringflow e/s':>13} {'r-b e/s':>11} {'ratio':>6} "
+          f"{'ringflow us/e':>14} {'r-b us/e':>9} {'ratio':>6}", file=sys.stderr)
+    read_only_p1 = None
+    for row in consume_rows:
+        rf = median_consume(row["runs"]["ringflow"])
+        if "redis-benchmark" in row["runs"]:
+            rb = median_consume(row["runs"]["redis-benchmark"])
+            if row["pipeline"] == 1:
+                read_only_p1 = rb
+            compared_with = "redis-benchmark, same command"
+        else:
+            rb = read_only_p1
+            compared_with = f"redis-benchmark XREADGROUP COUNT {batch} NOACK at depth 1 (reads only, no acks)"
+        result["consume"]["rows"].append({"mode": row["mode"], "pipeline": row["pipeline"], "ringflow": rf,
+                                          "redis_benchmark": rb, "compared_with": compared_with,
+                                          "rate_ratio": rf["entries_per_s"] / rb["entries_per_s"],
+                                          "cpu_ratio": rf["cpu_us_per_entry"] / rb["cpu_us_per_entry"]})
+        print(f"{row['mode']:<40} {row['pipeline']:>3} {rf['entries_per_s']:>13.0f} {rb['entries_per_s']:>11.0f} "
+              f"{rf['entries_per_s'] / rb['entries_per_s']:>6.2f} {rf['cpu_us_per_entry']:>14.3f} {rb['cpu_us_per_entry']:>9.3f} "
+              f"{rf['cpu_us_per_entry'] / rb['cpu_us_per_entry']:>6.2f}", file=sys.stderr)
     print(json.dumps(result, indent=1))
 finally:
     server.send_signal(signal.SIGKILL)

@@ -7,6 +7,15 @@
 //
 //   redis_bench --port 6379 --connections 50 --pipeline 16 --requests 1000000 PING
 //   redis_bench --port 6379 SET key:bench xxx
+//   redis_bench --port 6379 XADD stream:bench '*' field value
+//
+// Consume mode: a stream_consumer (group GROUP, created at the stream's
+// start) takes N entries from STREAM with prefetch P, as a throughput
+// consumer would: request(P) on its publisher, then the P acks concurrently
+// (pipelined on its ack connection), then the next request. Prints entries
+// per second and client CPU per entry.
+//
+//   redis_bench --port 6379 --consume 1000000 --prefetch 128 --stream s --group g
 // Exit 77 when ringflow was built without its Redis client.
 #include <sys/resource.h>
 
@@ -39,6 +48,9 @@ struct options {
   std::uint64_t requests = 100000;
   unsigned threads = 1;
   std::vector<std::string> command{"PING"};
+  std::uint64_t consume = 0;  // consume mode: entries to take
+  std::size_t prefetch = 128;
+  std::string stream = "stream:bench", group = "bench";
 };
 
 double cpu_seconds() {
@@ -58,6 +70,12 @@ task<ringflow::redis::reply> one(connection* c, const std::vector<std::string>& 
       return c->command(cmd[0], cmd[1]);
     case 3:
       return c->command(cmd[0], cmd[1], cmd[2]);
+    case 4:
+      return c->command(cmd[0], cmd[1], cmd[2], cmd[3]);
+    case 5:
+      return c->command(cmd[0], cmd[1], cmd[2], cmd[3], cmd[4]);
+    case 6:
+      return c->command(cmd[0], cmd[1], cmd[2], cmd[3], cmd[4], cmd[5]);
     default:
       return c->command(cmd);
   }
@@ -91,6 +109,32 @@ task<std::uint64_t> bench(const options* o) {
   co_return errors;
 }
 
+task<void> ack_one(ringflow::redis::delivery d) { co_await d.ack(); }
+
+// Takes o->consume entries; returns how many were redelivered (0 expected).
+task<std::uint64_t> consume(const options* o) {
+  ringflow::redis::consumer_options co;
+  co.stream = o->stream;
+  co.group = o->group;
+  co.consumer = "bench-consumer";
+  co.prefetch = o->prefetch;
+  auto in = co_await ringflow::redis::stream_consumer::open("127.0.0.1", o->port, co);
+  auto sub = in.deliveries().subscribe();
+  std::vector<ringflow::join_handle<void>> acks;
+  acks.reserve(o->prefetch);
+  std::uint64_t taken = 0;
+  while (taken < o->consume) {
+    std::vector<ringflow::redis::delivery> batch = co_await sub.request(std::min<std::uint64_t>(o->prefetch, o->consume - taken));
+    if (batch.empty()) break;
+    taken += batch.size();
+    for (auto& d : batch) acks.push_back(ringflow::spawn_local(ack_one(std::move(d))));
+    for (auto& h : acks) co_await std::move(h);
+    acks.clear();
+  }
+  sub.cancel();
+  co_return in.stats().redelivered;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,8 +155,18 @@ int main(int argc, char** argv) {
       o.requests = std::strtoull(v, nullptr, 10);
     } else if (const char* v = arg("--threads")) {
       o.threads = static_cast<unsigned>(std::atoi(v));
+    } else if (const char* v = arg("--consume")) {
+      o.consume = std::strtoull(v, nullptr, 10);
+    } else if (const char* v = arg("--prefetch")) {
+      o.prefetch = std::strtoull(v, nullptr, 10);
+    } else if (const char* v = arg("--stream")) {
+      o.stream = v;
+    } else if (const char* v = arg("--group")) {
+      o.group = v;
     } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-      std::fprintf(stderr, "usage: redis_bench [--port P] [--connections C] [--pipeline D] [--requests N] [--threads T] [CMD ARG...]\n");
+      std::fprintf(stderr,
+                   "usage: redis_bench [--port P] [--connections C] [--pipeline D] [--requests N] [--threads T] [CMD ARG...]\n"
+                   "       redis_bench [--port P] --consume N [--prefetch P] [--stream S] [--group G]\n");
       return 2;
     } else {
       cmd.emplace_back(argv[i]);
@@ -124,6 +178,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   ringflow::runtime rt({.threads = o.threads});
+  if (o.consume > 0) {
+    if (o.prefetch == 0) {
+      std::fprintf(stderr, "redis_bench: prefetch must be positive\n");
+      return 2;
+    }
+    double cpu0 = cpu_seconds();
+    auto t0 = std::chrono::steady_clock::now();
+    std::uint64_t redelivered = rt.block_on(consume(&o));
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double cpu = cpu_seconds() - cpu0;
+    std::printf(
+        "{\"client\": \"ringflow\", \"mode\": \"consume\", \"entries\": %llu, \"prefetch\": %zu, "
+        "\"redelivered\": %llu, \"seconds\": %.4f, \"entries_per_s\": %.0f, \"cpu_us_per_entry\": %.3f}\n",
+        static_cast<unsigned long long>(o.consume), o.prefetch, static_cast<unsigned long long>(redelivered), wall,
+        static_cast<double>(o.consume) / wall, cpu * 1e6 / static_cast<double>(o.consume));
+    return 0;
+  }
   double cpu0 = cpu_seconds();
   auto t0 = std::chrono::steady_clock::now();
   std::uint64_t errors = rt.block_on(bench(&o));

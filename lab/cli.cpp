@@ -117,6 +117,10 @@ cli_result parse_cli(int argc, const char* const* argv) {
                  "runtime worker threads; the producer runs on worker 0, the consumer on worker 1 (with 1 thread they "
                  "share one)")
       ->check(CLI::Range(1u, 64u));
+  app.add_option("--redis", c.lab.redis,
+                 "broker mode: the buffer between producer and consumer is a Redis stream on this server (consumer "
+                 "group, acks; capacity bounds the group's backlog, request's n its unacked entries); sample is skipped")
+      ->type_name("HOST:PORT");
   app.add_flag("--json", c.json, "print one JSON document on stdout instead of the table (no progress line)");
   app.add_option("--plot", c.plot,
                  "write an SVG: per scenario, buffer depth and latency over time for every strategy, and a summary "

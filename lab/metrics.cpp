@@ -71,6 +71,7 @@ quantiles summarize(const histogram& h, double scale) {
 }
 
 bool run_result::accounting_ok() const {
+  if (!skipped.empty()) return offered == 0 && delivered == 0;
   if (offered != delivered + dropped + left) return false;
   if (strategy == strategy_kind::request) return dropped == 0;
   if (stats_received != delivered || stats_dropped != dropped || on_drop_calls != dropped) return false;

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "options.hpp"
@@ -100,7 +101,11 @@ struct run_result {
   std::vector<latency_window> latency_timeline;  // same interval as timeline
   double sample_every_s = 0;
 
-  // offered == delivered + dropped + left, and every cross-check agrees.
+  // Not run, and why (a strategy the broker mode cannot map, see broker.hpp).
+  std::string skipped;
+
+  // offered == delivered + dropped + left, and every cross-check agrees
+  // (trivially for a skipped run).
   bool accounting_ok() const;
 };
 

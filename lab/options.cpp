@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include "broker.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -121,6 +123,7 @@ void options::validate() const {
   require(s.stall_period > 0ns && s.stall_length > 0ns && s.stall_offset >= 0ns &&
               s.stall_offset + s.stall_length <= s.stall_period,
           "lab: stalls need stall_offset + stall_length <= stall_period");
+  if (!redis.empty()) parse_broker_address(redis);
 }
 
 std::chrono::nanoseconds options::item_cost() const {

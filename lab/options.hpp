@@ -111,12 +111,15 @@ struct options {
   std::function<void(const run_result&)> on_run_finished;
   // Checked between runs: once stop is requested, run() returns the runs done so far.
   std::stop_token stop;
+  // Broker mode: HOST:PORT of a Redis server; the buffer is then a Redis
+  // stream (broker.hpp). Empty: an in-memory channel or publisher.
+  std::string redis;
 
   // Ranges (std::invalid_argument with the offending field otherwise):
   // duration 1 ms..1 h, rate 1..1e6, capacities and batch 1..1e6, payload
   // 0..1 MiB, threads 1..64, sample_every 1 ms..1 s, non-empty lists,
   // positive shape factors and periods, burst_length < burst_period,
-  // stall_offset + stall_length <= stall_period.
+  // stall_offset + stall_length <= stall_period, redis empty or HOST:PORT.
   void validate() const;
 
   // The consumer's cost per item (1 / rate).

@@ -67,6 +67,15 @@ std::string options_json(const options& o) {
       ns_to_s(s.stall_offset));
 }
 
+std::string options_json_with_broker(const options& o) {
+  std::string out = options_json(o);
+  if (!o.redis.empty()) {
+    out.pop_back();
+    out += ", \"redis\": " + str(o.redis) + "}";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string json_quote(std::string_view s) { return str(s); }
@@ -74,7 +83,7 @@ std::string json_number(double v) { return num(v); }
 
 std::string render_run_json(const run_result& r) {
   const double susp_pct = r.duration_s > 0 ? 100.0 * r.suspended_s / r.duration_s : 0;
-  return fmt::format(
+  std::string out = fmt::format(
       "{{\"scenario\": {}, \"strategy\": {}, \"buffer_bound\": {}, \"duration_s\": {}, \"target_rate\": {}, "
       "\"scheduled\": {}, \"offered\": {}, \"delivered\": {}, \"dropped\": {}, \"dropped_pct\": {}, "
       "\"left_in_buffer\": {}, \"accounting_ok\": {}, \"producer_throughput\": {}, \"producer_suspended_s\": {}, "
@@ -86,11 +95,16 @@ std::string render_run_json(const run_result& r) {
       num(r.producer_rate()), num(r.suspended_s), num(susp_pct), r.suspensions, r.blocked_sends, r.rejected,
       r.stats_sent, r.stats_received, r.stats_dropped, r.on_drop_calls, quantiles_json(r.latency_us), r.high_water,
       r.peak_rss_kib, quantiles_json(r.behind));
+  if (!r.skipped.empty()) {
+    out.pop_back();
+    out += ", \"skipped\": " + str(r.skipped) + "}";
+  }
+  return out;
 }
 
 std::string render_json(const results& r) {
   std::string out = "{\n  \"tool\": \"ringflow-lab\",\n  \"version\": 1,\n";
-  out += "  \"options\": " + options_json(r.opts) + ",\n";
+  out += "  \"options\": " + options_json_with_broker(r.opts) + ",\n";
   out += fmt::format(
       "  \"timing\": {{\"item_cost_us\": {}, \"producer_tick_us\": {}}},\n", num(r.item_cost_s * 1e6),
       num(r.producer_tick_s * 1e6));

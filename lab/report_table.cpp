@@ -22,6 +22,7 @@ std::string render_table(const results& res) {
                   "payload {} B per item\n",
                   o.scenarios.size(), o.strategies.size(), std::chrono::duration<double>(o.duration).count(), o.rate,
                   to_string(o.cost), format_us(1e6 / o.rate), o.payload));
+  if (!o.redis.empty()) put(fmt::format("through the broker: a Redis stream and consumer group on {} per run\n", o.redis));
   bool all_ok = true;
   scenario_kind current{};
   bool first = true;
@@ -33,6 +34,10 @@ std::string render_table(const results& res) {
                       "suspended", "lat p50", "lat p99", "lat max", "hwm", "peak RSS", "behind", ""));
       current = r.scenario;
       first = false;
+    }
+    if (!r.skipped.empty()) {
+      put(fmt::format("  {:<19} skipped: {}\n", strategy_label(r), r.skipped));
+      continue;
     }
     const bool ok = r.accounting_ok();
     all_ok = all_ok && ok;

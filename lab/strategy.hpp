@@ -15,12 +15,14 @@
 // the deadline; the run then closes the channel (a send still suspended
 // returns `closed` and was never offered) or lets the stream complete (a
 // producer waiting for demand is released by one last request(1); that value
-// counts as left), and counts what was left buffered. Nothing is drained after the deadline, so
+// counts as left), and counts what was left buffered. With options::redis the
+// buffer is a Redis stream instead (broker.hpp). Nothing is drained after the deadline, so
 // `left` is what the strategy was holding when the clock ran out.
 #pragma once
 
 #include <ringflow/task.hpp>
 
+#include "broker.hpp"
 #include "metrics.hpp"
 #include "run_state.hpp"
 
@@ -32,6 +34,7 @@ task<run_result> run_channel(run_state* s);
 task<run_result> run_request(run_state* s);
 
 inline task<run_result> run_strategy(run_state* s) {
+  if (!s->env.opts->redis.empty()) return run_broker(s);
   if (s->strategy == strategy_kind::request) return run_request(s);
   return run_channel(s);
 }

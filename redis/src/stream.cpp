@@ -3,7 +3,8 @@
 // the broker) lives under one mutex, never held across a co_await; the
 // commands go out on two connections: `reader` for next()'s reads and
 // claims (one next() at a time), `acker` for acks and dead-lettering, so a
-// blocking XREADGROUP never delays an ack.
+// blocking XREADGROUP never delays an ack. Acks in flight together share
+// one XACK (see ack_batch).
 #include <ringflow/redis_stream.hpp>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include <ringflow/sleep.hpp>
 #include <ringflow/timeout.hpp>
 #include <ringflow/watch.hpp>
+#include <ringflow/yield.hpp>
 
 namespace ringflow::redis {
 
@@ -46,18 +48,19 @@ std::string to_text(std::uint64_t v) { return std::to_string(v); }
 
 bool is_busygroup(const error& e) { return std::string_view(e.what()).starts_with("BUSYGROUP"); }
 
-// [id, [f1, v1, ...]] or [id, nil] (an entry deleted or trimmed while pending).
+// [id, [f1, v1, ...]] or [id, nil] (an entry deleted or trimmed while pending);
+// id is set only for a deleted one.
 std::optional<stream_entry> parse_entry(const reply& e, bool& deleted, std::string& id) {
   auto parts = e.elements();
   if (parts.size() < 2) throw std::runtime_error("ringflow::redis: unexpected stream entry reply");
-  id = std::string(parts[0].str());
   if (parts[1].is_nil()) {
+    id = std::string(parts[0].str());
     deleted = true;
     return std::nullopt;
   }
   deleted = false;
   stream_entry out;
-  out.id = id;
+  out.id = std::string(parts[0].str());
   auto kv = parts[1].elements();
   out.fields.reserve(kv.size() / 2);
   for (std::size_t i = 0; i + 1 < kv.size(); i += 2) out.fields.emplace_back(kv[i].str(), kv[i + 1].str());
@@ -86,6 +89,23 @@ std::chrono::milliseconds clamp_ms(std::chrono::milliseconds v, std::chrono::mil
 
 }  // namespace
 
+// The acks of one round, sent as one XACK with every id: the ack that opens
+// the batch leads (it lets the other ready tasks of its worker run first, so
+// the acks issued together join, then closes the batch and sends it); the
+// others wait for its outcome. A leader cancelled before the outcome marks
+// the batch abandoned, and one of the waiting acks sends it again (XACK is
+// idempotent, so sending an id twice is harmless).
+struct ack_batch {
+  enum : int { pending, acked, failed, abandoned };
+  std::vector<std::string> ids;  // appended under consumer_state::m while open
+  bool led = true;               // under consumer_state::m: an ack is sending it
+  std::exception_ptr error;      // written before `failed` is published
+  watch<int> outcome{pending};
+};
+
+// Ids per XACK: keeps one command's formatting and reply small.
+constexpr std::size_t max_ack_batch = 1024;
+
 struct consumer_state {
   std::string host;
   std::uint16_t port = 0;
@@ -113,6 +133,8 @@ struct consumer_state {
   clock::time_point next_claim{};
 
   std::atomic<std::uint64_t> delivered{0}, redelivered{0}, acked{0}, dead_lettered{0}, reconnects{0};
+
+  std::shared_ptr<ack_batch> open_acks;  // under m: the batch new acks join
 
   std::size_t held_locked() const { return buffered.size() + in_hand.size() + dropped.size(); }
 
@@ -279,6 +301,7 @@ struct consumer_state {
 
   static std::vector<stream_entry> parse_all(std::span<const reply> items, std::vector<std::string>& deleted) {
     std::vector<stream_entry> out;
+    out.reserve(items.size());
     for (const reply& it : items) {
       if (it.is_nil()) continue;
       bool gone = false;
@@ -557,11 +580,91 @@ struct pending_ack {
   }
 };
 
+namespace {
+
+// Publishes `abandoned` unless the leader got to publish the outcome.
+struct batch_lead {
+  std::shared_ptr<consumer_state> st;
+  std::shared_ptr<ack_batch> b;
+  bool published = false;
+  ~batch_lead() {
+    if (published) return;
+    {
+      std::lock_guard g(st->m);
+      b->led = false;
+    }
+    b->outcome.set(ack_batch::abandoned);
+  }
+};
+
+task<void> lead_batch(std::shared_ptr<consumer_state> st, std::shared_ptr<ack_batch> b) {
+  batch_lead lead{st, b};
+  co_await ringflow::yield();  // the acks issued with this one join first
+  std::vector<std::string> argv;
+  {
+    std::lock_guard g(st->m);
+    if (st->open_acks == b) st->open_acks.reset();  // closed: later acks open a new batch
+    argv.reserve(b->ids.size() + 3);
+    argv.push_back("XACK");
+    argv.push_back(st->opts.stream);
+    argv.push_back(st->opts.group);
+    argv.insert(argv.end(), b->ids.begin(), b->ids.end());
+  }
+  std::exception_ptr failure;
+  try {
+    auto c = st->acker_conn();
+    co_await c->command(std::move(argv));
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  lead.published = true;
+  if (failure) {
+    b->error = failure;
+    b->outcome.set(ack_batch::failed);
+  } else {
+    b->outcome.set(ack_batch::acked);
+  }
+}
+
+}  // namespace
+
 task<void> send_ack(pending_ack a) {
-  auto c = a.st->acker_conn();
-  co_await c->command("XACK", a.st->opts.stream, a.st->opts.group, a.id);
+  consumer_state& st = *a.st;
+  std::shared_ptr<ack_batch> b;
+  bool lead = false;
+  {
+    std::lock_guard g(st.m);
+    if (!st.open_acks || st.open_acks->ids.size() >= max_ack_batch) {
+      st.open_acks = std::make_shared<ack_batch>();
+      lead = true;
+    }
+    b = st.open_acks;
+    b->ids.push_back(a.id);
+  }
+  // Until the batch's outcome (acked or failed): leading it first if this
+  // ack opened it, and again when its leader gave up and no other waiting
+  // ack took it over. One frame per ack: this loop is not a coroutine of its own.
+  auto rx = b->outcome.subscribe();
+  int outcome = ack_batch::pending;
+  for (;;) {
+    if (lead) {
+      lead = false;
+      co_await lead_batch(a.st, b);
+    }
+    outcome = b->outcome.get();
+    if (outcome == ack_batch::acked || outcome == ack_batch::failed) break;
+    if (outcome == ack_batch::abandoned) {
+      std::lock_guard g(st.m);
+      if (!b->led) lead = b->led = true;
+    }
+    if (lead) continue;
+    // Pending, or being sent again by another ack: a set() after the get()
+    // above is a version this receiver has not seen, so this returns.
+    co_await rx.changed();
+  }
+  if (outcome == ack_batch::failed) std::rethrow_exception(b->error);
   a.settled = true;
-  a.st->on_acked(a.id);
+  st.on_acked(a.id);
 }
 }  // namespace detail
 

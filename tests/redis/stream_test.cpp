@@ -267,6 +267,67 @@ TEST_CASE("redis_stream: acks remove entries from the pending list; a second ack
   }(server));
 }
 
+// The broker's count of XACK commands executed so far.
+task<long long> xack_calls(connection& c) {
+  reply r = co_await c.command("INFO", "commandstats");
+  std::string text(r.str());
+  auto at = text.find("cmdstat_xack:calls=");
+  if (at == std::string::npos) co_return 0;
+  co_return std::stoll(text.substr(at + 19));
+}
+
+task<void> ack_owned(delivery d) { co_await d.ack(); }
+
+TEST_CASE("redis_stream: acks issued together go out as one XACK, each settled by its outcome", "[redis_stream]") {
+  redis_server server;
+  run([](const redis_server& s) -> task<void> {
+    auto p = co_await open_producer(s, producer_opts(ringflow::overflow::block, 1000));
+    auto c = co_await open_consumer(s, consumer_opts("a", 64));
+    connection probe = co_await observe(s);
+    co_await add_n(p, 50);
+    std::vector<delivery> held;
+    while (held.size() < 50) held.push_back(co_await c.next());
+    const long long before = co_await xack_calls(probe);
+    std::vector<ringflow::join_handle<void>> acks;
+    for (auto& d : held) acks.push_back(ringflow::spawn_local(ack_owned(std::move(d))));
+    for (auto& a : acks) co_await std::move(a);
+    const long long after = co_await xack_calls(probe);
+    REQUIRE(after - before <= 2);  // one worker: the 50 join the first ack's batch
+    long long left = co_await pending_total(probe, "jobs", "workers");
+    REQUIRE(left == 0);
+    REQUIRE(c.stats().acked == 50);
+    REQUIRE(c.held() == 0);
+  }(server));
+}
+
+TEST_CASE("redis_stream: the ack leading a batch cancelled before it sent: another ack of the batch sends it",
+          "[redis_stream]") {
+  redis_server server;
+  run([](const redis_server& s) -> task<void> {
+    auto p = co_await open_producer(s, producer_opts(ringflow::overflow::block, 1000));
+    auto o = consumer_opts("a", 8);
+    o.claim_idle = 50ms;
+    auto c = co_await open_consumer(s, o);
+    connection probe = co_await observe(s);
+    co_await add_n(p, 4);
+    std::vector<delivery> held;
+    while (held.size() < 4) held.push_back(co_await c.next());
+    // One worker, FIFO: the leader runs first, opens the batch and yields;
+    // the three others join it; then the leader is cancelled.
+    auto leader = ringflow::spawn_local(ack_owned(std::move(held[0])));
+    std::vector<ringflow::join_handle<void>> followers;
+    for (std::size_t i = 1; i < held.size(); ++i) followers.push_back(ringflow::spawn_local(ack_owned(std::move(held[i]))));
+    co_await ringflow::yield();
+    leader.cancel();
+    for (auto& f : followers) co_await std::move(f);  // settled: none throws
+    REQUIRE_THROWS_AS(co_await std::move(leader), ringflow::task_cancelled);
+    REQUIRE(c.stats().acked == 3);
+    // The batch carried the cancelled ack's id too: nothing is pending.
+    long long left = co_await pending_total(probe, "jobs", "workers");
+    REQUIRE(left == 0);
+  }(server));
+}
+
 TEST_CASE("redis_stream: an entry dropped unacked comes back after claim_idle to another consumer, redelivered",
           "[redis_stream]") {
   redis_server server;

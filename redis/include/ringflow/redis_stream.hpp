@@ -124,13 +124,16 @@ class delivery {
   std::uint64_t delivery_count() const noexcept { return count_; }
   bool empty() const noexcept { return st_ == nullptr; }
 
-  // XACK. Completes when the broker confirmed it; concurrent acks of many
-  // deliveries are pipelined on one connection. A second ack() does
+  // XACK. Completes when the broker confirmed it; acks issued together
+  // (e.g. spawned for a batch) share one XACK with all their ids, sent once
+  // the other ready tasks of the first one's worker have run. A second ack() does
   // nothing. Throws std::logic_error on an empty delivery (from the call),
   // redis::error or std::system_error (connection lost) from the task: the
   // entry then stays pending and is redelivered later.
   // Cancel safety: cancelled before the reply, the XACK may or may not have
-  // been applied (at-least-once: it may be redelivered).
+  // been applied (at-least-once: it may be redelivered); the other acks of
+  // its batch are not affected (one of them sends the batch if this one was
+  // to).
   task<void> ack();
 
  private:
