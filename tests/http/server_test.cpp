@@ -25,6 +25,8 @@
 
 #include <ringflow/ringflow.hpp>
 
+#include "raw_client.hpp"
+
 using namespace std::chrono_literals;
 namespace http = ringflow::http;
 
@@ -56,177 +58,14 @@ __attribute__((noinline)) void operator delete(void* p, std::size_t) noexcept { 
 
 namespace {
 
-// ---- the client -------------------------------------------------------------
-
-struct reply {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // names lower-cased
-  std::string body;
-  bool chunked = false;
-  std::string header(const std::string& n) const {
-    auto it = headers.find(n);
-    return it == headers.end() ? std::string() : it->second;
-  }
-};
-
-class client {
- public:
-  explicit client(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd_ >= 0);
-    // A safety net against a hung test, not a timing assertion.
-    timeval tv{60, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~client() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  client(const client&) = delete;
-  client& operator=(const client&) = delete;
-
-  bool connected() const { return connected_; }
-  int fd() const { return fd_; }
-
-  // false when the server is gone.
-  bool send(std::string_view s) {
-    while (!s.empty()) {
-      ssize_t n = ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      s.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-
-  // The next response; nullopt when the connection ended first.
-  std::optional<reply> read_reply() {
-    reply r;
-    http_parser p;
-    http_parser_init(&p, HTTP_RESPONSE);
-    struct ctx {
-      reply* r;
-      std::string field, value;
-      bool in_value = false, done = false;
-      void flush() {
-        if (!field.empty()) {
-          for (auto& ch : field) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-          r->headers[field] = value;
-        }
-        field.clear();
-        value.clear();
-        in_value = false;
-      }
-    } c{&r, {}, {}};
-    p.data = &c;
-    http_parser_settings s{};
-    s.on_header_field = [](http_parser* p, const char* at, std::size_t n) {
-      auto* c = static_cast<ctx*>(p->data);
-      if (c->in_value) c->flush();
-      c->field.append(at, n);
-      return 0;
-    };
-    s.on_header_value = [](http_parser* p, const char* at, std::size_t n) {
-      auto* c = static_cast<ctx*>(p->data);
-      c->in_value = true;
-      c->value.append(at, n);
-      return 0;
-    };
-    s.on_headers_complete = [](http_parser* p) {
-      static_cast<ctx*>(p->data)->flush();
-      return 0;
-    };
-    s.on_body = [](http_parser* p, const char* at, std::size_t n) {
-      static_cast<ctx*>(p->data)->r->body.append(at, n);
-      return 0;
-    };
-    s.on_message_complete = [](http_parser* p) {
-      static_cast<ctx*>(p->data)->done = true;
-      http_parser_pause(p, 1);
-      return 0;
-    };
-    for (;;) {
-      if (!buf_.empty()) {
-        std::size_t n = http_parser_execute(&p, &s, buf_.data(), buf_.size());
-        buf_.erase(0, n);
-        if (c.done) break;
-        if (p.http_errno != HPE_OK) return std::nullopt;
-      }
-      char tmp[65536];
-      ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (n <= 0) {
-        http_parser_execute(&p, &s, nullptr, 0);  // EOF ends a body delimited by close
-        if (c.done) break;
-        return std::nullopt;
-      }
-      buf_.append(tmp, static_cast<std::size_t>(n));
-    }
-    r.status = p.status_code;
-    r.chunked = (p.flags & F_CHUNKED) != 0;
-    return r;
-  }
-
-  // True when the server closed (EOF or reset) rather than the safety net firing.
-  bool wait_closed() {
-    char tmp[4096];
-    for (;;) {
-      ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (n == 0) return true;
-      if (n < 0) return errno == ECONNRESET;
-    }
-  }
-
-  // Whether a byte arrives within d (used only where none may come).
-  bool readable_within(std::chrono::milliseconds d) {
-    if (!buf_.empty()) return true;
-    pollfd pf{fd_, POLLIN, 0};
-    return ::poll(&pf, 1, static_cast<int>(d.count())) > 0;
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-  std::string buf_;
-};
-
-std::string get(std::string_view target, std::string_view extra = "") {
-  return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra) + "\r\n";
-}
-
-// ---- the server under test ----------------------------------------------------
-
-http::server_options small_options() {
-  http::server_options o;
-  o.header_timeout = 5s;
-  o.idle_timeout = 5s;
-  o.shutdown_grace = 5s;
-  o.write_timeout = 5s;
-  o.max_header_bytes = 8 * 1024;
-  o.max_body_bytes = 1024 * 1024;
-  return o;
-}
-
-struct harness {
-  ringflow::runtime rt;
-  http::server srv;
-  std::stop_source stop;
-  ringflow::join_handle<void> running;
-
-  explicit harness(http::handler h, http::server_options o = small_options())
-      : rt({.threads = 2}), srv("127.0.0.1", 0, std::move(h), o), running(rt.spawn(srv.run(stop.get_token()))) {}
-  ~harness() { shut_down(); }
-  void shut_down() {
-    if (!running.valid()) return;
-    stop.request_stop();
-    running.wait();
-    running = {};
-  }
-  std::uint16_t port() const { return srv.port(); }
-};
+// The client, the harness (a server on an ephemeral port and a runtime of
+// its own), small_options() and wait_until(): raw_client.hpp.
+using raw::client;
+using raw::get;
+using raw::harness;
+using raw::reply;
+using raw::small_options;
+using raw::wait_until;
 
 // Echoes the target (and the x-echo header) back.
 ringflow::task<> hello(http::request& req, http::response& res) {
@@ -251,11 +90,6 @@ struct gate {
   auto pass() { return s.acquire(); }
   void open() { held.reset(); }
 };
-
-template <class F>
-void wait_until(F f) {
-  while (!f()) std::this_thread::yield();
-}
 
 }  // namespace
 
