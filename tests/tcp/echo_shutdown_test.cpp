@@ -24,9 +24,10 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
-extern char** environ;
+#include "../support/child_process.hpp"
 
 namespace {
 
@@ -40,70 +41,9 @@ std::string server_path() {
 }
 
 // A running echo_server with its stdout on a pipe; killed if still running.
-class server_process {
+class server_process : public test_support::child_process {
  public:
-  explicit server_process(std::vector<std::string> args) {
-    int fds[2];
-    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    std::string path = server_path();
-    args.insert(args.begin(), path);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int rc = posix_spawn(&pid_, path.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(fds[1]);
-    out_ = fds[0];
-    REQUIRE(rc == 0);
-  }
-  server_process(const server_process&) = delete;
-  server_process& operator=(const server_process&) = delete;
-  ~server_process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    ::close(out_);
-  }
-
-  // The next line on its stdout (nullopt at EOF or the ceiling).
-  std::optional<std::string> line() {
-    for (;;) {
-      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-        std::string l = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return l;
-      }
-      pollfd p{out_, POLLIN, 0};
-      if (::poll(&p, 1, ceiling_ms) <= 0) return std::nullopt;
-      char tmp[256];
-      ssize_t n = ::read(out_, tmp, sizeof tmp);
-      if (n <= 0) return std::nullopt;
-      buf_.append(tmp, static_cast<std::size_t>(n));
-    }
-  }
-  void signal(int sig) { REQUIRE(::kill(pid_, sig) == 0); }
-  // Its exit status (waits up to the ceiling; -1 if it did not exit).
-  int wait_exit() {
-    for (int waited = 0; waited < ceiling_ms; waited += 10) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      ::poll(nullptr, 0, 10);  // polling a child's exit: there is no event to wait on here
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  std::string buf_;
+  explicit server_process(std::vector<std::string> args) : child_process(server_path(), std::move(args), ceiling_ms) {}
 };
 
 std::uint16_t listening_port(server_process& s) {
