@@ -13,6 +13,7 @@
 #include <ringflow/ringflow.hpp>
 
 #include "raw_client.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 namespace http = ringflow::http;
@@ -20,15 +21,6 @@ using raw::client;
 using raw::get;
 using raw::harness;
 using raw::wait_until;
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define LIMITS_TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define LIMITS_TEST_SANITIZED 1
-#endif
 
 namespace {
 
@@ -257,7 +249,7 @@ TEST_CASE("under a flood of connections the server's memory stays bounded", "[ht
   std::size_t before = raw::rss_bytes();
   for (int i = 0; i < 10; ++i) wave(300);
   std::size_t after = raw::rss_bytes();
-#if !defined(LIMITS_TEST_SANITIZED)
+#if !RINGFLOW_TEST_SANITIZED
   // Generous: the point is that 3,000 more requests did not pile up. (The
   // sanitizers keep freed memory in quarantine: RSS follows the churn.)
   CHECK(after < before + 64 * 1024 * 1024);

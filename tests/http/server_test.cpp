@@ -26,23 +26,15 @@
 #include <ringflow/ringflow.hpp>
 
 #include "raw_client.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 namespace http = ringflow::http;
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define HTTP_TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define HTTP_TEST_SANITIZED 1
-#endif
-
 // Counts the allocations made on the runtime's worker threads (the server's
 // side; the client runs on the test thread). Plain builds only: the
 // sanitizers bring their own operator new.
-#if !defined(HTTP_TEST_SANITIZED)
+#if !RINGFLOW_TEST_SANITIZED
 namespace {
 std::atomic<std::uint64_t> worker_allocs{0};
 }
@@ -764,7 +756,7 @@ TEST_CASE("Expect: 100-continue is answered when the body is read", "[http]") {
 }
 
 TEST_CASE("steady-state keep-alive requests allocate only coroutine frames", "[http]") {
-#if defined(HTTP_TEST_SANITIZED)
+#if RINGFLOW_TEST_SANITIZED
   SUCCEED("allocations are counted in plain builds only");
 #else
   harness h([](http::request& req, http::response& res) -> ringflow::task<> {

@@ -14,6 +14,7 @@
 #include <ringflow/ringflow.hpp>
 
 #include "raw_client.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 namespace http = ringflow::http;
@@ -21,15 +22,6 @@ using raw::client;
 using raw::get;
 using raw::harness;
 using raw::wait_until;
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SSE_TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SSE_TEST_SANITIZED 1
-#endif
 
 namespace {
 
@@ -428,7 +420,7 @@ TEST_CASE("sse: a client that stops reading costs its buffer, not what is sent",
   std::size_t before = raw::rss_bytes();
   send_n(4000);  // 64 MiB more, all for a client that reads nothing
   std::size_t after = raw::rss_bytes();
-#if !defined(SSE_TEST_SANITIZED)
+#if !RINGFLOW_TEST_SANITIZED
   // (The sanitizers keep freed memory in quarantine: RSS follows the churn.)
   CHECK(after < before + 32 * 1024 * 1024);
 #else

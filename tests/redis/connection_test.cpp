@@ -25,6 +25,7 @@
 
 #include "../support/redis_server.hpp"
 #include "../support/run.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::task;
@@ -39,17 +40,7 @@ using test_support::run;
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__)
-constexpr bool tsan = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool tsan = true;
-#else
-constexpr bool tsan = false;
-#endif
-#else
-constexpr bool tsan = false;
-#endif
+using test_support::tsan;
 
 task<connection> connect(const redis_server& s, std::size_t max_in_flight = 1024) {
   co_return co_await connection::connect("127.0.0.1", s.port(), {.max_in_flight = max_in_flight});

@@ -31,6 +31,7 @@
 #include "../support/child_process.hpp"
 #include "../support/redis_server.hpp"
 #include "../support/run.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::task;
@@ -41,17 +42,7 @@ using test_support::run;
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-#else
-constexpr bool sanitized = false;
-#endif
+using test_support::sanitized;
 
 constexpr int ceiling_ms = 120'000;  // only a hung process reaches it
 

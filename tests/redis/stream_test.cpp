@@ -24,6 +24,7 @@
 #include <ringflow/redis_stream.hpp>
 
 #include "../support/redis_server.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::task;
@@ -40,17 +41,7 @@ using test_support::redis_server;
 // co_await never goes inside REQUIRE (g++ 12 resumes the coroutine wrongly).
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-#else
-constexpr bool sanitized = false;
-#endif
+using test_support::sanitized;
 
 template <class T>
 T run(task<T> t, unsigned threads = 1) {

@@ -22,6 +22,7 @@
 #include "../support/counters.hpp"
 #include "../support/run.hpp"
 #include "../support/streams.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::channel;
@@ -38,17 +39,7 @@ constexpr auto lowest = std::chrono::nanoseconds::min();
 // ASan and TSan refuse (and report) allocations beyond their own maximum
 // instead of throwing std::bad_alloc, so the "representable but too big for
 // memory" checks run only without them.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-[[maybe_unused]] constexpr bool under_asan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-[[maybe_unused]] constexpr bool under_asan = true;
-#else
-[[maybe_unused]] constexpr bool under_asan = false;
-#endif
-#else
-[[maybe_unused]] constexpr bool under_asan = false;
-#endif
+[[maybe_unused]] constexpr bool under_asan = test_support::sanitized;
 
 task<void> sleep_with_probe(std::chrono::nanoseconds d) {
   lifetime_probe p;

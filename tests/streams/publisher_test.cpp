@@ -10,6 +10,7 @@
 
 #include "../support/counters.hpp"
 #include "../support/run.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 using ringflow::emitter;
@@ -156,14 +157,7 @@ TEST_CASE("streams: an error is rethrown after the values before it", "[streams]
   });
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define RINGFLOW_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define RINGFLOW_SANITIZED 1
-#endif
-#endif
-#ifdef RINGFLOW_SANITIZED
+#if RINGFLOW_TEST_SANITIZED
 constexpr long rule_3_3_values = 1'000'000;  // the sanitizers make each step ~10x slower
 #else
 constexpr long rule_3_3_values = 10'000'000;

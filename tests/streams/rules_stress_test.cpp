@@ -13,6 +13,7 @@
 
 #include "../support/counters.hpp"
 #include "../support/streams.hpp"
+#include "../support/sanitizers.hpp"
 
 using ringflow::emitter;
 using ringflow::publisher;
@@ -227,12 +228,6 @@ TEST_CASE("streams stress: 10 million values through map | filter | limit_rate i
   // Under ASan RSS also holds the quarantine of freed blocks (256 MiB by
   // design), so it measures nothing about live memory there; it passed
   // before only when an earlier test had already filled the quarantine.
-#if defined(__SANITIZE_ADDRESS__)
-  const bool rss_means_live_memory = false;
-#elif defined(__has_feature)
-  const bool rss_means_live_memory = !__has_feature(address_sanitizer);
-#else
-  const bool rss_means_live_memory = true;
-#endif
+  const bool rss_means_live_memory = !test_support::asan;
   if (rss_means_live_memory) REQUIRE(peak - before < 16 * 1024);
 }

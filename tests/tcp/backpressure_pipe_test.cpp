@@ -23,24 +23,10 @@
 #include <ringflow/ringflow.hpp>
 
 #include "../support/tcp_helpers.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 using namespace test_support::tcp_tests;
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BP_ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define BP_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define BP_ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define BP_TSAN 1
-#endif
 
 namespace {
 
@@ -50,9 +36,9 @@ using chunk_channel = ringflow::channel<buffer>;
 
 constexpr std::size_t kMiB = 1024 * 1024;
 // The whole run: ~0.5 s plain, ~2 s under ASan, ~3 s under TSan (2 cores).
-#if defined(BP_TSAN)
+#if RINGFLOW_TEST_TSAN
 constexpr std::size_t total_bytes = 64 * kMiB;
-#elif defined(BP_ASAN)
+#elif RINGFLOW_TEST_ASAN
 constexpr std::size_t total_bytes = 128 * kMiB;
 #else
 constexpr std::size_t total_bytes = 256 * kMiB;

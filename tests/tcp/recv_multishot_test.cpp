@@ -30,25 +30,17 @@
 #include <ringflow/ringflow.hpp>
 
 #include "../support/tcp_helpers.hpp"
+#include "../support/sanitizers.hpp"
 
 using namespace std::chrono_literals;
 using namespace test_support::tcp_tests;
 namespace detail = ringflow::detail;
 using detail::buffer_ring;
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define MS_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define MS_SANITIZED 1
-#endif
-
 // Counts the allocations made by each thread: the steady-state read path
 // must not add any to its own coroutine frame. Plain builds only: the
 // sanitizers bring their own operator new.
-#if !defined(MS_SANITIZED)
+#if !RINGFLOW_TEST_SANITIZED
 #define MS_COUNT_ALLOCS 1
 namespace {
 thread_local std::size_t thread_allocs = 0;
@@ -69,7 +61,7 @@ constexpr std::size_t thread_allocs = 0;
 
 namespace {
 
-#if defined(MS_SANITIZED)
+#if RINGFLOW_TEST_SANITIZED
 constexpr std::size_t big = 8 * 1024 * 1024;
 #else
 constexpr std::size_t big = 32 * 1024 * 1024;
