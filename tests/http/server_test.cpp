@@ -548,6 +548,37 @@ TEST_CASE("garbage bytes never crash the server", "[http]") {
   CHECK(r->status == 200);
 }
 
+TEST_CASE("garbage on many connections at once: each is closed, a good client is still served", "[http]") {
+  harness h(echo_body);
+  std::mt19937 rng(7);
+  std::vector<std::unique_ptr<client>> junk_clients;
+  for (int i = 0; i < 100; ++i) {
+    auto c = std::make_unique<client>(h.port());
+    REQUIRE(c->connected());
+    std::string junk(1 + rng() % 3000, '\0');
+    for (auto& ch : junk) ch = static_cast<char>(rng());
+    if (i % 2 == 0) junk = "GET /" + junk;
+    c->send(junk);  // the server may close before it took all of it
+    junk_clients.push_back(std::move(c));
+  }
+  // While those are open (each answered 400 or being cut off), a good client is served.
+  client good(h.port());
+  REQUIRE(good.send(get("/still-here")));
+  auto r = good.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  // Every garbage connection ends: answered and closed, never left hanging.
+  for (auto& c : junk_clients) {
+    ::shutdown(c->fd(), SHUT_WR);
+    for (;;) {
+      auto jr = c->read_reply();
+      if (!jr) break;
+    }
+  }
+  h.shut_down();
+  CHECK(h.srv.connections() == 0);
+}
+
 namespace {
 // Gives the held unit back from a task (so its waker is that worker).
 ringflow::task<> hand_over_unit(std::optional<ringflow::semaphore::permit>& held) {
