@@ -32,12 +32,7 @@ ringflow::task<> serve(http::server& srv) {
   fmt::print("listening {}\n", srv.port());
   std::fflush(stdout);
   std::stop_source stop;
-  auto on_signal = [](ringflow::signal_set& sigs, std::stop_source& src) -> ringflow::task<> {
-    co_await sigs.wait();
-    src.request_stop();
-  };
-  auto watcher = on_signal(signals, stop);  // a named task: it outlives the next statement
-  auto watching = ringflow::spawn_local(std::move(watcher));
+  auto watching = ringflow::spawn_local(signals.stop_on_signal(stop));
   co_await srv.run(stop.get_token());
   watching.cancel();
 }

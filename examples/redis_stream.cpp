@@ -172,15 +172,10 @@ void print_line(const std::string& s) {
   std::fflush(stdout);  // a pipe (a test, a supervisor) sees each line at once
 }
 
-// Requests stop on SIGINT or SIGTERM.
-task<void> stop_on_signal(ringflow::signal_set* sigs, std::stop_source* stop) {
-  co_await sigs->wait();
-  stop->request_stop();
-}
-
 // Cancels a helper task and waits until its frame is gone (it borrows the
 // caller's state). A helper that failed (the broker unreachable) says why.
-task<void> finish(ringflow::join_handle<void>& h, const char* what) {
+template <class T>
+task<void> finish(ringflow::join_handle<T>& h, const char* what) {
   h.cancel();
   try {
     co_await std::move(h);
@@ -297,7 +292,7 @@ task<int> produce_main(common_options o, produce_options p) {
   }
   ringflow::signal_set sigs({SIGINT, SIGTERM});
   std::stop_source stop;
-  auto watcher = ringflow::spawn_local(stop_on_signal(&sigs, &stop));
+  auto watcher = ringflow::spawn_local(sigs.stop_on_signal(stop));
   producer_tally t;
   auto reporter = ringflow::spawn_local(produce_report(o, &t));
   const auto t0 = clock_type::now();
@@ -356,7 +351,7 @@ task<int> consume_main(common_options o, consume_options k) {
   co.block = std::min<std::chrono::milliseconds>(co.claim_idle, 500ms);  // look for idle entries at least twice a second
   ringflow::signal_set sigs({SIGINT, SIGTERM});
   std::stop_source stop;
-  auto watcher = ringflow::spawn_local(stop_on_signal(&sigs, &stop));
+  auto watcher = ringflow::spawn_local(sigs.stop_on_signal(stop));
   redis::stream_consumer in;
   for (auto backoff = 50ms;; backoff = std::min(backoff * 2, std::chrono::milliseconds(2000))) {
     try {
@@ -405,7 +400,7 @@ task<void> watch_loop(const common_options& o) {
 task<int> watch_main(common_options o) {
   ringflow::signal_set sigs({SIGINT, SIGTERM});
   std::stop_source stop;
-  auto watcher = ringflow::spawn_local(stop_on_signal(&sigs, &stop));
+  auto watcher = ringflow::spawn_local(sigs.stop_on_signal(stop));
   auto loop = watch_loop(o);
   co_await ringflow::with_stop(stop.get_token(), std::move(loop));
   co_await finish(watcher, "the signal watcher");

@@ -212,6 +212,12 @@ task<int> signal_set::wait() {
   return detail::next_signal(fd_);
 }
 
+task<int> signal_set::stop_on_signal(std::stop_source source) {
+  const int s = co_await wait();
+  source.request_stop();
+  co_return s;
+}
+
 bool signal_set::contains(int s) const noexcept {
   return s >= 1 && s <= detail::max_signal && (signals_ & (std::uint64_t{1} << (s - 1)));
 }

@@ -76,6 +76,28 @@ TEST_CASE("signal_set: a suspended wait wakes for a signal sent to the process",
   }());
 }
 
+TEST_CASE("signal_set: stop_on_signal requests stop once a signal came, and not when cancelled before",
+          "[signal][runtime]") {
+  run([]() -> task<void> {
+    signal_set s({SIGUSR1});
+    std::stop_source stop;
+    auto watching = ringflow::spawn_local(s.stop_on_signal(stop));
+    co_await ringflow::yield();  // it polls the signalfd now
+    REQUIRE(!stop.stop_requested());
+    REQUIRE(::kill(::getpid(), SIGUSR1) == 0);
+    int got = co_await std::move(watching);
+    REQUIRE(got == SIGUSR1);
+    REQUIRE(stop.stop_requested());
+
+    std::stop_source other;
+    auto cancelled = ringflow::spawn_local(s.stop_on_signal(other));
+    co_await ringflow::yield();
+    cancelled.cancel();
+    REQUIRE_THROWS_AS(co_await std::move(cancelled), ringflow::task_cancelled);
+    REQUIRE(!other.stop_requested());
+  }());
+}
+
 TEST_CASE("signal_set: two signals give two waits", "[signal][runtime]") {
   run([]() -> task<void> {
     signal_set s({SIGUSR1, SIGUSR2});

@@ -21,6 +21,15 @@
 //   to the process (kill(getpid(), s), a terminal's Ctrl-C, a supervisor's
 //   SIGTERM) reach any wait; one sent to a single thread (raise,
 //   pthread_kill) only a wait running on that thread.
+// - stop_on_signal(source): co_await -> int: waits for the next signal of the
+//   set, then requests stop on source (its copy shares the source's state),
+//   the usual start of a graceful shutdown; spawn it beside the work that
+//   watches source's token:
+//     std::stop_source stop;
+//     auto watching = ringflow::spawn_local(signals.stop_on_signal(stop));
+//     co_await server.run(stop.get_token());
+//     watching.cancel();   // the server stopped for another reason
+//   Cancelled before a signal came, it requests nothing.
 // - Two sets claiming the same signal compete: each occurrence goes to one
 //   wait.
 // - Bad signals throw std::invalid_argument: outside 1..SIGRTMAX, SIGKILL
@@ -38,6 +47,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <stop_token>
 
 #include <ringflow/task.hpp>
 
@@ -54,6 +64,8 @@ class signal_set {
 
   // co_await -> int: the next signal received (one of the set's).
   task<int> wait();
+  // co_await -> int: the next signal, after which stop is requested on source.
+  task<int> stop_on_signal(std::stop_source source);
   // True when s is one of the set's signals.
   bool contains(int s) const noexcept;
 
