@@ -396,28 +396,22 @@ namespace {
 
 unsigned worker_index() { return ringflow::detail::tls_worker->index(); }
 
-// Takes the one unit n times and records where it ran after each acquire.
-// It holds the unit until the other side is queued for it (or has
-// finished), so every hand-over is a wake, however the threads are
-// scheduled.
-task<std::vector<unsigned>> take_turns(semaphore& sem, int n, std::atomic<int>& finished) {
-  std::vector<unsigned> seen;
-  for (int i = 0; i < n; ++i) {
-    permit p = co_await sem.acquire();
-    seen.push_back(worker_index());
-    while (sem.waiting() == 0 && finished.load() == 0) co_await ringflow::yield();
-  }
-  finished.fetch_add(1);
-  co_return seen;
-}
-
-// The same, each acquire under a timeout (a wait that may be cancelled).
 task<permit> acquire_one(semaphore& sem) { co_return co_await sem.acquire(); }
-task<std::vector<unsigned>> take_turns_under_timeout(semaphore& sem, int n, std::atomic<int>& finished) {
+
+// Takes the one unit n times and records where it ran after each acquire
+// (each under a timeout, a wait that may be cancelled, when asked). It
+// holds the unit until the other side is queued for it (or has finished),
+// so every hand-over is a wake, however the threads are scheduled.
+task<std::vector<unsigned>> take_turns(semaphore& sem, int n, std::atomic<int>& finished, bool under_timeout = false) {
   std::vector<unsigned> seen;
   for (int i = 0; i < n; ++i) {
-    std::optional<permit> p = co_await ringflow::timeout(1h, acquire_one(sem));
-    if (!p) break;
+    std::optional<permit> p;
+    if (under_timeout) {
+      p = co_await ringflow::timeout(1h, acquire_one(sem));
+      if (!p) break;
+    } else {
+      p = co_await sem.acquire();
+    }
     seen.push_back(worker_index());
     while (sem.waiting() == 0 && finished.load() == 0) co_await ringflow::yield();
   }
@@ -468,8 +462,8 @@ TEST_CASE("semaphore: pinned tasks and acquires under timeout never move", "[sem
     semaphore s(1);
     std::atomic<int> finished{0};
     ringflow::runtime rt(wakes_move_only);
-    auto a = start_unpinned(rt, 0, take_turns_under_timeout(s, 500, finished));
-    auto b = start_unpinned(rt, 1, take_turns_under_timeout(s, 500, finished));
+    auto a = start_unpinned(rt, 0, take_turns(s, 500, finished, true));
+    auto b = start_unpinned(rt, 1, take_turns(s, 500, finished, true));
     std::vector<unsigned> as = a.wait();
     std::vector<unsigned> bs = b.wait();
     REQUIRE(std::count(as.begin(), as.end(), 0u) == 500);
