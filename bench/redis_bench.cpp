@@ -3,7 +3,9 @@
 // each with D commands in flight all the time (D tasks per connection, each
 // sending its next command when its reply came), N commands in all. Prints
 // one JSON line: requests per second and the client's CPU time (user + sys,
-// getrusage) per request.
+// getrusage) per request. --prepared formats the command once
+// (redis::prepared_command), as redis-benchmark does, instead of on every
+// command() call.
 //
 //   redis_bench --port 6379 --connections 50 --pipeline 16 --requests 1000000 PING
 //   redis_bench --port 6379 SET key:bench xxx
@@ -47,6 +49,7 @@ struct options {
   unsigned pipeline = 1;
   std::uint64_t requests = 100000;
   unsigned threads = 1;
+  bool prepared = false;  // format the command once (redis::prepared_command)
   std::vector<std::string> command{"PING"};
   std::uint64_t consume = 0;  // consume mode: entries to take
   std::size_t prefetch = 128;
@@ -81,11 +84,16 @@ task<ringflow::redis::reply> one(connection* c, const std::vector<std::string>& 
   }
 }
 
-task<std::uint64_t> sender(connection* c, const std::vector<std::string>* cmd, std::uint64_t n) {
+task<std::uint64_t> sender(connection* c, const std::vector<std::string>* cmd,
+                           const ringflow::redis::prepared_command* prepared, std::uint64_t n) {
   std::uint64_t errors = 0;
   for (std::uint64_t i = 0; i < n; ++i) {
     try {
-      co_await one(c, *cmd);
+      if (prepared) {
+        co_await c->command(*prepared);
+      } else {
+        co_await one(c, *cmd);
+      }
     } catch (const ringflow::redis::error&) {
       ++errors;
     }
@@ -99,10 +107,11 @@ task<std::uint64_t> bench(const options* o) {
     conns.push_back(co_await connection::connect("127.0.0.1", o->port, {.max_in_flight = o->pipeline}));
   }
   const std::uint64_t senders = std::uint64_t{o->connections} * o->pipeline;
+  const ringflow::redis::prepared_command prepared(o->command);
   std::vector<ringflow::join_handle<std::uint64_t>> hs;
   for (std::uint64_t s = 0; s < senders; ++s) {
     std::uint64_t n = o->requests / senders + (s < o->requests % senders ? 1 : 0);
-    hs.push_back(ringflow::spawn(sender(&conns[s % o->connections], &o->command, n)));
+    hs.push_back(ringflow::spawn(sender(&conns[s % o->connections], &o->command, o->prepared ? &prepared : nullptr, n)));
   }
   std::uint64_t errors = 0;
   for (auto& h : hs) errors += co_await std::move(h);
@@ -163,9 +172,11 @@ int main(int argc, char** argv) {
       o.stream = v;
     } else if (const char* v = arg("--group")) {
       o.group = v;
+    } else if (std::strcmp(argv[i], "--prepared") == 0) {
+      o.prepared = true;
     } else if (argv[i][0] == '-' && argv[i][1] == '-') {
       std::fprintf(stderr,
-                   "usage: redis_bench [--port P] [--connections C] [--pipeline D] [--requests N] [--threads T] [CMD ARG...]\n"
+                   "usage: redis_bench [--port P] [--connections C] [--pipeline D] [--requests N] [--threads T] [--prepared] [CMD ARG...]\n"
                    "       redis_bench [--port P] --consume N [--prefetch P] [--stream S] [--group G]\n");
       return 2;
     } else {

@@ -47,7 +47,11 @@ void refuse_reply_changers(std::span<const std::string_view> argv) {
 }  // namespace
 
 void command_bytes::reset() noexcept {
-  if (data_) redisFreeCommand(data_);
+  if (shared_) {
+    shared_.reset();
+  } else if (data_) {
+    redisFreeCommand(data_);
+  }
   data_ = nullptr;
   size_ = 0;
 }

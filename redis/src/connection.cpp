@@ -499,6 +499,13 @@ task<reply> connection::command(std::vector<std::string> args) {
   return send(detail::format_command(views));
 }
 
+prepared_command::prepared_command(const std::vector<std::string>& args) {
+  std::vector<std::string_view> views(args.begin(), args.end());
+  bytes_ = std::make_shared<const detail::command_bytes>(detail::format_command(views));
+}
+
+task<reply> connection::command(const prepared_command& p) { return send(detail::command_bytes(p.bytes_)); }
+
 task<reply> connection::send(detail::command_bytes cmd) {
   if (!st_) throw std::logic_error("ringflow::redis::connection: not connected");
   return detail::run_command(st_, std::move(cmd));

@@ -786,7 +786,7 @@ TEST_CASE("Expect: 100-continue is answered when the body is read", "[http]") {
   CHECK(r->body == "POST /e 4:data");
 }
 
-TEST_CASE("steady-state keep-alive requests allocate only coroutine frames", "[http]") {
+TEST_CASE("steady-state keep-alive requests allocate nothing", "[http]") {
 #if RINGFLOW_TEST_SANITIZED
   SUCCEED("allocations are counted in plain builds only");
 #else
@@ -810,8 +810,11 @@ TEST_CASE("steady-state keep-alive requests allocate only coroutine frames", "[h
   double per_request = static_cast<double>(worker_allocs.load() - before) / n;
   WARN("server-side allocations per keep-alive request: " << per_request);
   // The handler's frame, the response's write with its deadline, and the
-  // read with its deadline and stop watch: coroutine frames, no buffers.
-  CHECK(per_request <= 8.5);
+  // read with its deadline and stop watch are coroutine frames, which come
+  // from the worker's block cache (detail/block_cache.hpp) once warm; the
+  // buffers have reached their size. (Below one: a rare frame that misses
+  // the cache, say after a task moved workers, is not a per-request cost.)
+  CHECK(per_request < 0.5);
 #endif
 }
 

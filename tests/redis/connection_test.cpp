@@ -580,3 +580,60 @@ TEST_CASE("redis: a reply hiredis cannot parse closes the connection with EPROTO
     co_await std::move(fake);
   }());
 }
+
+namespace {
+task<void> incr_prepared(connection* c, const ringflow::redis::prepared_command* p, int n) {
+  for (int i = 0; i < n; ++i) co_await c->command(*p);
+}
+}  // namespace
+
+TEST_CASE("redis: a prepared command is formatted once and sent many times, by tasks on two workers", "[redis]") {
+  using ringflow::redis::prepared_command;
+  redis_server server;
+  const prepared_command ping("PING");
+  REQUIRE(ping.bytes() == "*1\r\n$4\r\nPING\r\n");
+  const prepared_command from_vector(std::vector<std::string>{"ECHO", "v"});
+  REQUIRE(from_vector.bytes() == "*2\r\n$4\r\nECHO\r\n$1\r\nv\r\n");
+  // What command() refuses, the constructor refuses.
+  REQUIRE_THROWS_AS(prepared_command(std::vector<std::string>{}), std::invalid_argument);
+  REQUIRE_THROWS_AS(prepared_command("SUBSCRIBE", "ch"), std::invalid_argument);
+
+  run(
+      [&server]() -> task<void> {
+        const redis_server& s = server;
+        connection c = co_await connect(s, 16);
+        reply pong = co_await c.command(prepared_command("PING"));  // the temporary dies before the reply
+        REQUIRE(pong.str() == "PONG");
+
+        // Sent from many tasks at once, through a window of 16.
+        const prepared_command incr("INCR", "prepared:n");
+        std::vector<ringflow::join_handle<void>> hs;
+        for (int i = 0; i < 40; ++i) hs.push_back(ringflow::spawn(incr_prepared(&c, &incr, 50)));
+        for (auto& h : hs) co_await std::move(h);
+        reply n = co_await c.command("GET", "prepared:n");
+        REQUIRE(n.str() == "2000");
+
+        // A prepared command whose object dies while it is in flight, and one
+        // cancelled after it was sent: the bytes stay alive, and the other
+        // commands get their own replies.
+        task<reply> in_flight = [&] {
+          const prepared_command blpop("BLPOP", "prepared:q", 0);
+          return c.command(blpop);
+        }();
+        auto waiting = ringflow::spawn(std::move(in_flight));
+        co_await until([&] { return c.in_flight() == 1; }, "the BLPOP is in flight");
+        const prepared_command cancelled("BLPOP", "prepared:q2", 0);
+        std::optional<reply> none = co_await ringflow::timeout(5ms, c.command(cancelled));
+        REQUIRE_FALSE(none.has_value());
+        connection other = co_await connect(s);
+        co_await other.command("LPUSH", "prepared:q", "one");
+        co_await other.command("LPUSH", "prepared:q2", "two");
+        reply got = co_await std::move(waiting);
+        REQUIRE(got.elements()[1].str() == "one");
+        const prepared_command echo_after("ECHO", "after");
+        reply after = co_await c.command(echo_after);
+        REQUIRE(after.str() == "after");
+        REQUIRE(c.in_flight() == 0);
+      },
+      2);
+}

@@ -95,6 +95,31 @@ class reply {
   std::vector<reply> elements_;
 };
 
+// A command formatted once (by hiredis, with command()'s checks) and sent
+// any number of times, by any tasks, on any connections: for a hot command
+// whose arguments never change (a health check's PING, a probe's XADD), it
+// saves formatting it on every call, as redis-benchmark does. Copies share
+// the bytes; a command() in flight keeps them alive, so the prepared_command
+// may die once the call has returned.
+//   const ringflow::redis::prepared_command ping("PING");
+//   co_await c.command(ping);
+// Throws what command() throws for the same arguments, from the constructor.
+class prepared_command {
+ public:
+  template <class... Args>
+    requires(sizeof...(Args) > 0 && (detail::command_argument<Args> && ...))
+  explicit prepared_command(const Args&... args)
+      : bytes_(std::make_shared<const detail::command_bytes>(detail::format_arguments(args...))) {}
+  explicit prepared_command(const std::vector<std::string>& args);
+
+  // The command as sent (RESP).
+  std::string_view bytes() const noexcept { return bytes_->view(); }
+
+ private:
+  friend class connection;
+  std::shared_ptr<const detail::command_bytes> bytes_;
+};
+
 struct connection_options {
   // Commands sent (or queued to be sent) and awaiting replies; command()
   // suspends beyond it (backpressure on pipelining). 0: std::invalid_argument.
@@ -143,11 +168,12 @@ class connection {
   template <class... Args>
     requires(sizeof...(Args) > 0 && (detail::command_argument<Args> && ...))
   task<reply> command(const Args&... args) {
-    const detail::argument_text texts[] = {detail::argument_text(args)...};
-    std::string_view views[sizeof...(Args)];
-    for (std::size_t i = 0; i < sizeof...(Args); ++i) views[i] = texts[i].view();
-    return send(detail::format_command(views));
+    return send(detail::format_arguments(args...));
   }
+
+  // Sends a prepared command: as command() with its arguments, without
+  // formatting them again.
+  task<reply> command(const prepared_command& p);
 
   // Closes the connection (idempotent, any thread): what is in flight,
   // queued or waiting for a place throws std::system_error(ECONNABORTED);

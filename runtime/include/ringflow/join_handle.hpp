@@ -76,7 +76,7 @@ class [[nodiscard]] join_handle {
   void cancel();
 
   // True once the task has finished (value, exception or cancellation).
-  bool is_finished() const noexcept { return s_ && s_->finished.load(std::memory_order_acquire); }
+  bool is_finished() const noexcept { return s_ && s_->is_finished(); }
   bool valid() const noexcept { return s_ != nullptr; }
   // Detaches explicitly (as dropping the handle does).
   void detach() noexcept {

@@ -8,11 +8,13 @@
 #include <charconv>
 #include <concepts>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 namespace ringflow::redis::detail {
 
@@ -59,22 +61,22 @@ class argument_text {
   char buf_[64];
 };
 
-// A formatted command: bytes from redisFormatCommandArgv, owned.
+// A formatted command: bytes from redisFormatCommandArgv, owned, or shared
+// with a prepared_command (the bytes of `shared` then live while it does).
 class command_bytes {
  public:
   command_bytes() noexcept = default;
   command_bytes(char* data, std::size_t size) noexcept : data_(data), size_(size) {}
-  command_bytes(command_bytes&& o) noexcept : data_(o.data_), size_(o.size_) {
-    o.data_ = nullptr;
-    o.size_ = 0;
-  }
+  explicit command_bytes(std::shared_ptr<const command_bytes> shared) noexcept
+      : data_(shared->data_), size_(shared->size_), shared_(std::move(shared)) {}
+  command_bytes(command_bytes&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), shared_(std::move(o.shared_)) {}
   command_bytes& operator=(command_bytes&& o) noexcept {
     if (this != &o) {
       reset();
-      data_ = o.data_;
-      size_ = o.size_;
-      o.data_ = nullptr;
-      o.size_ = 0;
+      data_ = std::exchange(o.data_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+      shared_ = std::move(o.shared_);
     }
     return *this;
   }
@@ -85,11 +87,12 @@ class command_bytes {
   std::string_view view() const noexcept { return {data_, size_}; }
   std::size_t size() const noexcept { return size_; }
   explicit operator bool() const noexcept { return data_ != nullptr; }
-  void reset() noexcept;  // frees the bytes (redisFreeCommand)
+  void reset() noexcept;  // frees owned bytes (redisFreeCommand), or lets go of shared ones
 
  private:
   char* data_ = nullptr;
   std::size_t size_ = 0;
+  std::shared_ptr<const command_bytes> shared_;
 };
 
 // Formats argv as one RESP command. Throws std::invalid_argument for an
@@ -97,5 +100,14 @@ class command_bytes {
 // or a command that changes how the server replies (SUBSCRIBE and its kin,
 // MONITOR, CLIENT REPLY); std::bad_alloc when out of memory.
 command_bytes format_command(std::span<const std::string_view> argv);
+
+// The same for command("SET", key, 42)'s arguments (argument_text's kinds).
+template <class... Args>
+command_bytes format_arguments(const Args&... args) {
+  const argument_text texts[] = {argument_text(args)...};
+  std::string_view views[sizeof...(Args)];
+  for (std::size_t i = 0; i < sizeof...(Args); ++i) views[i] = texts[i].view();
+  return format_command(views);
+}
 
 }  // namespace ringflow::redis::detail

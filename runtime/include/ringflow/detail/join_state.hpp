@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <ringflow/detail/block_cache.hpp>
 #include <ringflow/detail/runtime_core.hpp>
 #include <ringflow/detail/signal_mask.hpp>
 #include <ringflow/detail/spinlock.hpp>
@@ -29,9 +30,23 @@ void report_unhandled(std::exception_ptr e) noexcept;
 
 enum class join_status : unsigned char { running, done, cancelled };
 
-struct join_state_base {
+struct join_state_base : block_cache::cached {
   std::atomic<int> refs{2};  // the handle and the running task
-  std::atomic<bool> finished{false};
+  // finished_bit once the result is stored; waited_bit while a thread
+  // blocks in join_handle::wait(), so only then does finish() pay for a
+  // wake in the kernel (std::atomic's notify may cost one for every caller
+  // whose address hashes with a waiter's).
+  static constexpr unsigned finished_bit = 1, waited_bit = 2;
+  std::atomic<unsigned> finished_word{0};
+  bool is_finished() const noexcept { return finished_word.load(std::memory_order_acquire) & finished_bit; }
+  // A foreign thread: blocks until finish() has run.
+  void wait_finished() noexcept {
+    unsigned w = finished_word.fetch_or(waited_bit, std::memory_order_acquire) | waited_bit;
+    while (!(w & finished_bit)) {
+      finished_word.wait(w, std::memory_order_acquire);
+      w = finished_word.load(std::memory_order_acquire);
+    }
+  }
   spinlock lock;
   join_status status = join_status::running;
   std::coroutine_handle<> joiner;
@@ -66,8 +81,7 @@ struct join_state_base {
     }
     lock.unlock();
     if (wake) w->wake();
-    finished.store(true, std::memory_order_release);
-    finished.notify_all();
+    if (finished_word.fetch_or(finished_bit, std::memory_order_acq_rel) & waited_bit) finished_word.notify_all();
   }
 };
 
@@ -116,14 +130,14 @@ struct join_ref {
   join_ref(join_ref&& o) noexcept : s(std::exchange(o.s, nullptr)) {}
   ~join_ref() {
     if (!s) return;
-    if (!s->finished.load(std::memory_order_acquire)) s->finish(join_status::cancelled);
+    if (!s->is_finished()) s->finish(join_status::cancelled);
     s->release();
   }
 };
 
 // The top frame of a spawned task. It frees itself when it finishes.
 struct root_coro {
-  struct promise_type {
+  struct promise_type : block_cache::cached {
     root_link link;
     join_state_base* join = nullptr;  // set by spawn_on
     // Only shutdown destroys a spawned task's frame while it is suspended:
@@ -140,7 +154,7 @@ struct root_coro {
     ~promise_type() {
       // Joiners learn the end before the link goes: a canceller that saw the
       // task running under the join state's lock may still read the link.
-      if (join && !join->finished.load(std::memory_order_acquire)) join->finish(join_status::cancelled);
+      if (join && !join->is_finished()) join->finish(join_status::cancelled);
       worker::drop_root(&link);
     }
   };
@@ -252,7 +266,7 @@ T join_handle<T>::wait() {
   if (!s_) throw std::logic_error("ringflow: waiting on an empty join_handle");
   if (detail::tls_worker) throw std::logic_error("ringflow: join_handle::wait() on a worker thread; co_await it");
   detail::signal_shield shield;
-  while (!s_->finished.load(std::memory_order_acquire)) s_->finished.wait(false, std::memory_order_acquire);
+  s_->wait_finished();
   return s_->take();
 }
 
@@ -262,7 +276,7 @@ struct join_handle<T>::awaiter {
   std::coroutine_handle<> me{};
   bool await_ready() const {
     if (!s) throw std::logic_error("ringflow: awaiting an empty join_handle");
-    return s->finished.load(std::memory_order_acquire);
+    return s->is_finished();
   }
   bool await_suspend(std::coroutine_handle<> h) {
     if (!detail::tls_worker) throw std::logic_error("ringflow: join_handle awaited outside a runtime");

@@ -12,13 +12,14 @@
 #include <type_traits>
 #include <utility>
 
+#include <ringflow/detail/block_cache.hpp>
 #include <ringflow/task.hpp>
 
 namespace ringflow {
 
 namespace detail {
 
-struct task_promise_base {
+struct task_promise_base : block_cache::cached {
   std::coroutine_handle<> continuation = std::noop_coroutine();
   std::exception_ptr error;
   // The spawned task this frame runs under, when nothing but shutdown can

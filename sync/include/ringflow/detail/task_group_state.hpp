@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <ringflow/detail/block_cache.hpp>
 #include <ringflow/detail/spinlock.hpp>
 #include <ringflow/detail/waiter_list.hpp>
 #include <ringflow/detail/worker.hpp>
@@ -35,7 +36,7 @@ struct group_outcome<void> {
 
 // One task of a group. Freed by whichever comes second: the spawner that
 // stores the task's handle in it, or the task's end.
-struct group_member {
+struct group_member : block_cache::cached {
   group_member* prev = nullptr;
   group_member* next = nullptr;
   join_handle<void> handle;
