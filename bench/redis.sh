@@ -5,8 +5,10 @@
 # SET key:bench xxx and XADD stream:bench * field value at pipeline depth
 # 1, 16 and 128 over 1 and 50 connections, N requests per row (the stream
 # is deleted before every XADD run, so each starts empty). ringflow runs each
-# row twice: command() with the arguments (formatted on every call) and
-# command(prepared_command) (formatted once, as redis-benchmark does).
+# row three ways: command() with the arguments (formatted on every call, D
+# tasks per connection), command(prepared_command) (formatted once, as
+# redis-benchmark does), and redis-benchmark's own loop (--batch: one task
+# per connection sending D commands with pipeline() and waiting for them).
 #
 # Consume throughput (entries/s, client CPU per entry) over a stream
 # pre-filled with E entries (about 2N, a multiple of 16384; each run reads it
@@ -131,14 +133,17 @@ try:
         if command[0] == "XADD":
             cli("DEL", command[1])
 
-    def run_ringflow(command, conns, depth, prepared=False):
+    def run_ringflow(command, conns, depth, mode=None):
         out, cpu = timed([bench, "--port", str(port), "--connections", str(conns), "--pipeline", str(depth),
-                          "--requests", str(requests)] + (["--prepared"] if prepared else []) + command)
+                          "--requests", str(requests)] + ([mode] if mode else []) + command)
         r = json.loads(out)
         return r["rps"], cpu * 1e6 / requests
 
     def run_ringflow_prepared(command, conns, depth):
-        return run_ringflow(command, conns, depth, prepared=True)
+        return run_ringflow(command, conns, depth, "--prepared")
+
+    def run_ringflow_batch(command, conns, depth):
+        return run_ringflow(command, conns, depth, "--batch")
 
     def run_redis_benchmark(command, conns, depth):
         t0 = time.monotonic()
@@ -149,7 +154,9 @@ try:
         rps = float(lines[-1].split(",")[1].strip('"'))
         return rps, cpu * 1e6 / requests
 
-    clients = {"ringflow": run_ringflow, "ringflow-prepared": run_ringflow_prepared, "redis-benchmark": run_redis_benchmark}
+    clients = {"ringflow": run_ringflow, "ringflow-prepared": run_ringflow_prepared, "ringflow-batch": run_ringflow_batch,
+               "redis-benchmark": run_redis_benchmark}
+    ours = ["ringflow", "ringflow-prepared", "ringflow-batch"]
     rows = []
     for command in commands:
         for depth in pipelines:
@@ -218,22 +225,24 @@ try:
 
     result = {"benchmark": "redis", "requests": requests, "rounds": rounds, "server_core": server_core,
               "client_core": client_core, "rows": []}
-    print(f"\n{'command':<32} {'P':>4} {'c':>3} {'ringflow req/s':>15} {'prepared':>10} {'r-b req/s':>12} {'ratio':>6} {'prep':>5} "
-          f"{'ringflow us/req':>16} {'prepared':>9} {'r-b us/req':>11} {'ratio':>6} {'prep':>5}", file=sys.stderr)
+    print(f"\n{'command':<32} {'P':>4} {'c':>3} {'client':<18} {'req/s':>10} {'r-b req/s':>10} {'ratio':>6} "
+          f"{'us CPU/req':>11} {'r-b':>7} {'ratio':>6}", file=sys.stderr)
     for row in rows:
         med = {name: median_run(runs) for name, runs in row["runs"].items()}
-        rf, rp, rb = med["ringflow"], med["ringflow-prepared"], med["redis-benchmark"]
-        result["rows"].append({"command": row["command"], "pipeline": row["pipeline"], "connections": row["connections"],
-                               "ringflow": rf, "ringflow_prepared": rp, "redis_benchmark": rb,
-                               "rps_ratio": rf["rps"] / rb["rps"],
-                               "cpu_ratio": rf["cpu_us_per_request"] / rb["cpu_us_per_request"],
-                               "prepared_rps_ratio": rp["rps"] / rb["rps"],
-                               "prepared_cpu_ratio": rp["cpu_us_per_request"] / rb["cpu_us_per_request"]})
-        print(f"{row['command']:<32} {row['pipeline']:>4} {row['connections']:>3} {rf['rps']:>15.0f} {rp['rps']:>10.0f} {rb['rps']:>12.0f} "
-              f"{rf['rps'] / rb['rps']:>6.2f} {rp['rps'] / rb['rps']:>5.2f} {rf['cpu_us_per_request']:>16.3f} "
-              f"{rp['cpu_us_per_request']:>9.3f} {rb['cpu_us_per_request']:>11.3f} "
-              f"{rf['cpu_us_per_request'] / rb['cpu_us_per_request']:>6.2f} "
-              f"{rp['cpu_us_per_request'] / rb['cpu_us_per_request']:>5.2f}", file=sys.stderr)
+        rb = med["redis-benchmark"]
+        out_row = {"command": row["command"], "pipeline": row["pipeline"], "connections": row["connections"],
+                   "redis_benchmark": rb}
+        for name in ours:
+            rf = med[name]
+            key = name.replace("-", "_")
+            out_row[key] = rf
+            out_row[key + "_rps_ratio"] = rf["rps"] / rb["rps"]
+            out_row[key + "_cpu_ratio"] = rf["cpu_us_per_request"] / rb["cpu_us_per_request"]
+            print(f"{row['command']:<32} {row['pipeline']:>4} {row['connections']:>3} {name:<18} {rf['rps']:>10.0f} "
+                  f"{rb['rps']:>10.0f} {rf['rps'] / rb['rps']:>6.2f} {rf['cpu_us_per_request']:>11.3f} "
+                  f"{rb['cpu_us_per_request']:>7.3f} {rf['cpu_us_per_request'] / rb['cpu_us_per_request']:>6.2f}",
+                  file=sys.stderr)
+        result["rows"].append(out_row)
     def median_consume(runs):
         by = sorted(runs, key=lambda r: r["entries_per_s"])
         return {"entries_per_s": by[len(by) // 2]["entries_per_s"],

@@ -5,7 +5,10 @@
 // one JSON line: requests per second and the client's CPU time (user + sys,
 // getrusage) per request. --prepared formats the command once
 // (redis::prepared_command), as redis-benchmark does, instead of on every
-// command() call.
+// command() call. --batch runs redis-benchmark's own loop instead: one task
+// per connection sends a command_batch of D commands (connection::pipeline)
+// and waits for its D replies, again (a last batch may overshoot N by less
+// than D).
 //
 //   redis_bench --port 6379 --connections 50 --pipeline 16 --requests 1000000 PING
 //   redis_bench --port 6379 SET key:bench xxx
@@ -20,6 +23,8 @@
 //   redis_bench --port 6379 --consume 1000000 --prefetch 128 --stream s --group g
 // Exit 77 when ringflow was built without its Redis client.
 #include <sys/resource.h>
+
+#include <algorithm>
 
 #include <chrono>
 #include <cstdint>
@@ -50,6 +55,7 @@ struct options {
   std::uint64_t requests = 100000;
   unsigned threads = 1;
   bool prepared = false;  // format the command once (redis::prepared_command)
+  bool batch = false;     // one task per connection sending batches of `pipeline` (connection::pipeline)
   std::vector<std::string> command{"PING"};
   std::uint64_t consume = 0;  // consume mode: entries to take
   std::size_t prefetch = 128;
@@ -101,6 +107,18 @@ task<std::uint64_t> sender(connection* c, const std::vector<std::string>* cmd,
   co_return errors;
 }
 
+// redis-benchmark's own loop: send `pipeline` commands, wait for their
+// replies, again; one task per connection.
+task<std::uint64_t> batch_sender(connection* c, const ringflow::redis::command_batch* b, std::uint64_t n) {
+  std::uint64_t errors = 0;
+  while (n > 0) {
+    std::vector<ringflow::redis::reply> rs = co_await c->pipeline(*b);
+    for (const auto& r : rs) errors += r.type() == ringflow::redis::reply::kind::error;
+    n -= std::min<std::uint64_t>(n, rs.size());
+  }
+  co_return errors;
+}
+
 task<std::uint64_t> bench(const options* o) {
   std::vector<connection> conns;
   for (unsigned i = 0; i < o->connections; ++i) {
@@ -108,6 +126,18 @@ task<std::uint64_t> bench(const options* o) {
   }
   const std::uint64_t senders = std::uint64_t{o->connections} * o->pipeline;
   const ringflow::redis::prepared_command prepared(o->command);
+  if (o->batch) {
+    ringflow::redis::command_batch b;
+    for (unsigned i = 0; i < o->pipeline; ++i) b.add(prepared);
+    std::vector<ringflow::join_handle<std::uint64_t>> hs;
+    for (unsigned s = 0; s < o->connections; ++s) {
+      std::uint64_t n = o->requests / o->connections + (s < o->requests % o->connections ? 1 : 0);
+      hs.push_back(ringflow::spawn(batch_sender(&conns[s], &b, n)));
+    }
+    std::uint64_t errors = 0;
+    for (auto& h : hs) errors += co_await std::move(h);
+    co_return errors;
+  }
   std::vector<ringflow::join_handle<std::uint64_t>> hs;
   for (std::uint64_t s = 0; s < senders; ++s) {
     std::uint64_t n = o->requests / senders + (s < o->requests % senders ? 1 : 0);
@@ -174,9 +204,11 @@ int main(int argc, char** argv) {
       o.group = v;
     } else if (std::strcmp(argv[i], "--prepared") == 0) {
       o.prepared = true;
+    } else if (std::strcmp(argv[i], "--batch") == 0) {
+      o.batch = true;
     } else if (argv[i][0] == '-' && argv[i][1] == '-') {
       std::fprintf(stderr,
-                   "usage: redis_bench [--port P] [--connections C] [--pipeline D] [--requests N] [--threads T] [--prepared] [CMD ARG...]\n"
+                   "usage: redis_bench [--port P] [--connections C] [--pipeline D] [--requests N] [--threads T] [--prepared | --batch] [CMD ARG...]\n"
                    "       redis_bench [--port P] --consume N [--prefetch P] [--stream S] [--group G]\n");
       return 2;
     } else {

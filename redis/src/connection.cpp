@@ -66,6 +66,9 @@ struct request {
   // Its destructor tests this (no lock) before it locks to withdraw.
   bool registered = false;
   std::size_t discard_before = 0;  // sent: replies of cancelled commands ahead of its own
+  std::size_t commands = 1;        // places it takes: a pipeline()'s commands, else one
+  std::size_t replies_due = 1;     // a pipeline()'s replies still to come
+  std::vector<reply>* batch = nullptr;  // a pipeline()'s replies, in order (reserved)
   command_bytes cmd;
   reply result;
 };
@@ -179,8 +182,8 @@ struct connection_state {
 
   // Free places go to the waiting commands, first come first served.
   void admit_locked(locked_state& g) {
-    while (!waiting.empty() && in_flight < max_in_flight) {
-      ++in_flight;
+    while (!waiting.empty() && in_flight + waiting.front()->commands <= max_in_flight) {
+      in_flight += waiting.front()->commands;
       enqueue_locked(g, waiting.pop_front());
     }
   }
@@ -244,8 +247,13 @@ struct connection_state {
           --r->discard_before;
           continue;
         }
+        if (r->batch) {
+          r->batch->push_back(std::move(rep));
+          if (--r->replies_due > 0) continue;
+        } else {
+          r->result = std::move(rep);
+        }
         sent.pop_front();
-        r->result = std::move(rep);
         complete_locked(g, r);
       } else if (discard_at_tail > 0) {
         --in_flight;
@@ -268,6 +276,13 @@ namespace {
 class command_awaiter {
  public:
   command_awaiter(connection_state& s, command_bytes cmd) noexcept : s_(s) { r_.cmd = std::move(cmd); }
+  // A pipeline(): `commands` commands in cmd, their replies into *out.
+  command_awaiter(connection_state& s, command_bytes cmd, std::size_t commands, std::vector<reply>* out) noexcept
+      : s_(s) {
+    r_.cmd = std::move(cmd);
+    r_.commands = r_.replies_due = commands;
+    r_.batch = out;
+  }
   command_awaiter(const command_awaiter&) = delete;
   command_awaiter& operator=(const command_awaiter&) = delete;
   ~command_awaiter() {
@@ -287,8 +302,8 @@ class command_awaiter {
       r_.handle = h;
       r_.owner = w;
       r_.registered = true;
-      if (s_.waiting.empty() && s_.in_flight < s_.max_in_flight) {
-        ++s_.in_flight;
+      if (s_.waiting.empty() && s_.in_flight + r_.commands <= s_.max_in_flight) {
+        s_.in_flight += r_.commands;
         s_.enqueue_locked(g, &r_);
       } else {
         r_.where = stage::waiting;
@@ -301,7 +316,7 @@ class command_awaiter {
     r_.registered = false;
     r_.where = stage::idle;
     if (r_.lost) throw s_.failure_error();
-    if (r_.result.type() == reply::kind::error) throw error(std::string(r_.result.str()));
+    if (r_.result.type() == reply::kind::error && !r_.batch) throw error(std::string(r_.result.str()));
     return std::move(r_.result);
   }
 
@@ -314,11 +329,11 @@ class command_awaiter {
         break;
       case stage::queued:  // never sent: its place goes to the next command
         s_.queued.remove(&r_);
-        --s_.in_flight;
+        s_.in_flight -= r_.commands;
         s_.admit_locked(g);
         break;
-      case stage::sent: {  // its reply will come: whoever is next drops it
-        std::size_t drop = r_.discard_before + 1;
+      case stage::sent: {  // its replies will come: whoever is next drops them
+        std::size_t drop = r_.discard_before + r_.replies_due;
         if (r_.next) {
           r_.next->discard_before += drop;
         } else {
@@ -455,6 +470,14 @@ task<reply> run_command(std::shared_ptr<connection_state> s, command_bytes cmd) 
   co_return co_await a;
 }
 
+task<std::vector<reply>> run_pipeline(std::shared_ptr<connection_state> s, command_bytes cmd, std::size_t n) {
+  std::vector<reply> out;
+  out.reserve(n);  // filled by the reader under the lock: it must not move
+  command_awaiter a(*s, std::move(cmd), n, &out);
+  co_await a;
+  co_return out;
+}
+
 }  // namespace
 
 struct connection_access {
@@ -504,7 +527,29 @@ prepared_command::prepared_command(const std::vector<std::string>& args) {
   bytes_ = std::make_shared<const detail::command_bytes>(detail::format_command(views));
 }
 
-task<reply> connection::command(const prepared_command& p) { return send(detail::command_bytes(p.bytes_)); }
+command_batch& command_batch::add(const prepared_command& p) {
+  append(p.bytes());
+  return *this;
+}
+
+void command_batch::append(std::string_view formatted) {
+  bytes_.append(formatted);
+  ++count_;
+}
+
+task<std::vector<reply>> connection::pipeline(const command_batch& b) {
+  if (!st_) throw std::logic_error("ringflow::redis::connection: not connected");
+  if (b.empty()) throw std::invalid_argument("ringflow::redis::connection::pipeline: an empty batch");
+  if (b.size() > st_->max_in_flight) {
+    throw std::invalid_argument("ringflow::redis::connection::pipeline: a batch of " + std::to_string(b.size()) +
+                                " commands never fits max_in_flight " + std::to_string(st_->max_in_flight));
+  }
+  auto bytes = std::make_shared<const std::string>(b.bytes());
+  std::string_view view = *bytes;
+  return detail::run_pipeline(st_, detail::command_bytes(std::move(bytes), view), b.size());
+}
+
+task<reply> connection::command(const prepared_command& p) { return send(detail::command_bytes(p.bytes_, p.bytes())); }
 
 task<reply> connection::send(detail::command_bytes cmd) {
   if (!st_) throw std::logic_error("ringflow::redis::connection: not connected");

@@ -637,3 +637,78 @@ TEST_CASE("redis: a prepared command is formatted once and sent many times, by t
       },
       2);
 }
+
+namespace {
+task<std::size_t> pipeline_incrs(connection* c, const ringflow::redis::command_batch* b, int rounds) {
+  std::size_t replies = 0;
+  for (int i = 0; i < rounds; ++i) {
+    std::vector<reply> r = co_await c->pipeline(*b);
+    replies += r.size();
+  }
+  co_return replies;
+}
+}  // namespace
+
+TEST_CASE("redis: pipeline() sends a batch and returns its replies in order, errors in place", "[redis]") {
+  using ringflow::redis::command_batch;
+  using ringflow::redis::prepared_command;
+  redis_server server;
+  command_batch empty;
+  command_batch bad;
+  REQUIRE_THROWS_AS(bad.add("SUBSCRIBE", "ch"), std::invalid_argument);
+  REQUIRE(bad.empty());
+  run(
+      [&server, &empty]() -> task<void> {
+        connection c = co_await connect(server, 8);
+        const prepared_command ping("PING");
+        command_batch b;
+        b.add("SET", "batch:a", 1).add("INCR", "batch:a").add("LPUSH", "batch:a", "x").add(ping).add("GET", "batch:a");
+        REQUIRE(b.size() == 5);
+        std::vector<reply> r = co_await c.pipeline(b);
+        REQUIRE(r.size() == 5);
+        CHECK(r[0].str() == "OK");
+        CHECK(r[1].integer() == 2);
+        CHECK(r[2].type() == kind::error);  // WRONGTYPE, in its place
+        CHECK(r[3].str() == "PONG");
+        CHECK(r[4].str() == "2");
+
+        REQUIRE_THROWS_AS(c.pipeline(empty), std::invalid_argument);
+        command_batch nine;
+        for (int i = 0; i < 9; ++i) nine.add("PING");
+        REQUIRE_THROWS_AS(c.pipeline(nine), std::invalid_argument);  // never fits max_in_flight 8
+
+        // Batches and single commands from tasks on both workers share the
+        // connection; every batch gets all of its own replies.
+        command_batch incrs;
+        for (int i = 0; i < 4; ++i) incrs.add("INCR", "batch:n");
+        std::vector<ringflow::join_handle<std::size_t>> hs;
+        for (int i = 0; i < 10; ++i) hs.push_back(ringflow::spawn(pipeline_incrs(&c, &incrs, 25)));
+        std::vector<ringflow::join_handle<std::string>> echoes;
+        for (int i = 0; i < 50; ++i) echoes.push_back(ringflow::spawn(echo(&c, "e" + std::to_string(i))));
+        std::size_t replies = 0;
+        for (auto& h : hs) replies += co_await std::move(h);
+        for (int i = 0; i < 50; ++i) {
+          std::string e = co_await std::move(echoes[static_cast<std::size_t>(i)]);
+          CHECK(e == "e" + std::to_string(i));
+        }
+        CHECK(replies == 1000);
+        reply n = co_await c.command("GET", "batch:n");
+        CHECK(n.str() == "1000");
+
+        // Cancelled after it was sent, mid-batch (a BLPOP blocks its second
+        // reply): the rest of its replies are dropped, the next command gets
+        // its own.
+        command_batch blocking;
+        blocking.add("PING").add("BLPOP", "batch:q", 0).add("PING");
+        std::optional<std::vector<reply>> none = co_await ringflow::timeout(20ms, c.pipeline(blocking));
+        REQUIRE_FALSE(none.has_value());
+        CHECK(c.in_flight() >= 2);  // the BLPOP's and the last PING's replies are still to come
+        connection other = co_await connect(server);
+        auto after = ringflow::spawn(echo(&c, "after"));
+        co_await other.command("LPUSH", "batch:q", "v");
+        std::string a = co_await std::move(after);
+        CHECK(a == "after");
+        CHECK(c.in_flight() == 0);
+      },
+      2);
+}

@@ -75,8 +75,8 @@ class error : public std::runtime_error {
 // One RESP value. Accessors of another kind throw std::logic_error.
 class reply {
  public:
-  // error: only inside an array (an EXEC with a failed command); an error
-  // reply at the top throws redis::error instead.
+  // error: only inside an array (an EXEC with a failed command) or among a
+  // pipeline()'s replies; an error reply to command() throws redis::error.
   enum class kind { nil, integer, string, status, array, error };
 
   reply() noexcept = default;  // nil
@@ -118,6 +118,39 @@ class prepared_command {
  private:
   friend class connection;
   std::shared_ptr<const detail::command_bytes> bytes_;
+};
+
+// Commands sent together by connection::pipeline(), in order, as
+// redis-benchmark's -P sends them: one task and one wait for all of their
+// replies. Each add() formats (with command()'s checks, throwing what it
+// throws) and appends; the batch may be sent any number of times.
+//   ringflow::redis::command_batch b;
+//   b.add("SET", "a", 1).add("INCR", "a").add(ping);
+//   std::vector<ringflow::redis::reply> r = co_await c.pipeline(b);
+class command_batch {
+ public:
+  template <class... Args>
+    requires(sizeof...(Args) > 0 && (detail::command_argument<Args> && ...))
+  command_batch& add(const Args&... args) {
+    detail::command_bytes c = detail::format_arguments(args...);
+    append(c.view());
+    return *this;
+  }
+  command_batch& add(const prepared_command& p);
+
+  std::size_t size() const noexcept { return count_; }  // commands
+  bool empty() const noexcept { return count_ == 0; }
+  void clear() noexcept {
+    bytes_.clear();
+    count_ = 0;
+  }
+  // The commands as sent (RESP), back to back.
+  std::string_view bytes() const noexcept { return bytes_; }
+
+ private:
+  void append(std::string_view formatted);
+  std::string bytes_;
+  std::size_t count_ = 0;
 };
 
 struct connection_options {
@@ -174,6 +207,17 @@ class connection {
   // Sends a prepared command: as command() with its arguments, without
   // formatting them again.
   task<reply> command(const prepared_command& p);
+
+  // Sends b's commands back to back and returns their replies, in order.
+  // An error reply is returned in its place (kind::error), not thrown, so
+  // one failed command does not hide the others' replies. The batch takes
+  // b.size() places of max_in_flight at once (it waits until they are
+  // free). b is copied before the call returns. Throws std::invalid_argument
+  // (from the call) for an empty batch or one larger than max_in_flight,
+  // std::system_error when the connection is lost. Cancel safety: as
+  // command(); cancelled after it was sent, every reply of the batch is
+  // read and discarded.
+  task<std::vector<reply>> pipeline(const command_batch& b);
 
   // Closes the connection (idempotent, any thread): what is in flight,
   // queued or waiting for a place throws std::system_error(ECONNABORTED);

@@ -61,14 +61,14 @@ class argument_text {
   char buf_[64];
 };
 
-// A formatted command: bytes from redisFormatCommandArgv, owned, or shared
-// with a prepared_command (the bytes of `shared` then live while it does).
+// Formatted commands: bytes from redisFormatCommandArgv, owned, or bytes
+// that `keep` holds alive (a prepared_command's, a command_batch's).
 class command_bytes {
  public:
   command_bytes() noexcept = default;
   command_bytes(char* data, std::size_t size) noexcept : data_(data), size_(size) {}
-  explicit command_bytes(std::shared_ptr<const command_bytes> shared) noexcept
-      : data_(shared->data_), size_(shared->size_), shared_(std::move(shared)) {}
+  command_bytes(std::shared_ptr<const void> keep, std::string_view bytes) noexcept
+      : data_(const_cast<char*>(bytes.data())), size_(bytes.size()), shared_(std::move(keep)) {}
   command_bytes(command_bytes&& o) noexcept
       : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), shared_(std::move(o.shared_)) {}
   command_bytes& operator=(command_bytes&& o) noexcept {
@@ -92,7 +92,7 @@ class command_bytes {
  private:
   char* data_ = nullptr;
   std::size_t size_ = 0;
-  std::shared_ptr<const command_bytes> shared_;
+  std::shared_ptr<const void> shared_;  // set: data_ is not ours to free
 };
 
 // Formats argv as one RESP command. Throws std::invalid_argument for an
