@@ -461,7 +461,7 @@ void worker::wait_in_kernel() {
   // A lone worker can only be handed something by a foreign thread: it
   // watches only while a blocking job's result is due.
   const std::int64_t spin_ns = shared_ || hand_backs_due_ ? idle_spin_ns_ : 0;
-  if (shared_) {
+  if (shared_ && idle_spin_ns_ > 0) {  // idle_spin 0: never take another worker's tasks
     const std::int64_t now = runtime_core::now_ns();
     judge_last_steal(now);
     if (steal_unstarted(now)) return;

@@ -479,3 +479,45 @@ TEST_CASE("runtime: hand-offs queued for a busy worker run in the order they wer
     DYNAMIC_SECTION("wakes: " << n) { rt.block_on(wake_in_order(&rt, n)); }
   }
 }
+
+TEST_CASE("runtime: with idle_spin 0 no worker takes tasks spawned on another", "[runtime]") {
+  // Worker 1 goes idle right after the spawns, while worker 0 still holds
+  // them unstarted: a worker that stole would run some of them there.
+  ringflow::runtime rt({.threads = 2, .idle_spin = std::chrono::nanoseconds(0)});
+  std::atomic<bool> spawned{false};
+  auto other = rt.spawn_on(1, [](std::atomic<bool>* spawned) -> task<void> {
+    const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!spawned->load() && std::chrono::steady_clock::now() < give_up_at) std::this_thread::yield();
+    co_return;
+  }(&spawned));
+  std::mutex m;
+  std::set<std::thread::id> seen;
+  std::thread::id spawner;
+  rt.block_on([&]() -> task<void> {
+    spawner = std::this_thread::get_id();
+    std::vector<ringflow::join_handle<void>> hs;
+    for (int i = 0; i < 16; ++i) {
+      hs.push_back(ringflow::spawn([](std::mutex* m, std::set<std::thread::id>* seen) -> task<void> {
+        std::lock_guard g(*m);
+        seen->insert(std::this_thread::get_id());
+        co_return;
+      }(&m, &seen)));
+    }
+    spawned.store(true);
+    // Hold this worker until a task ran elsewhere, or long enough for an
+    // idle worker to have taken some.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    for (;;) {
+      {
+        std::lock_guard g(m);
+        if (!seen.empty()) break;
+      }
+      if (std::chrono::steady_clock::now() > until) break;
+      std::this_thread::yield();
+    }
+    for (auto& h : hs) co_await std::move(h);
+  }());
+  other.wait();
+  REQUIRE(seen.size() == 1);
+  REQUIRE(*seen.begin() == spawner);
+}

@@ -634,14 +634,16 @@ TEST_CASE("tcp: streams and a listener used from two-thread runtimes", "[tcp]") 
   const std::vector<std::byte> data = pattern(256 * 1024);
   std::vector<tcp_stream> streams;
   for (int i = 0; i < n; ++i) streams.push_back(client_rt.block_on(tcp_stream::connect("127.0.0.1", l.local_port())));
-  // Only this thread spawns on client_rt, so round-robin alternates: each
-  // stream is read on one worker and written on the other.
+  // Each stream is read on one worker and written on the other (pinned:
+  // spawn() lets an idle worker take a task that has not started, so where
+  // spawned ones run depends on timing).
   std::vector<std::thread::id> read_on(n), written_on(n);
   std::vector<ringflow::join_handle<std::size_t>> readers;
   std::vector<ringflow::join_handle<void>> writers;
   for (int i = 0; i < n; ++i) {
-    readers.push_back(client_rt.spawn(verify_echo(&streams[i], &read_on[i])));
-    writers.push_back(client_rt.spawn(write_pattern(&streams[i], &data, &written_on[i])));
+    const auto reader_worker = static_cast<unsigned>(i % 2);
+    readers.push_back(client_rt.spawn_on(reader_worker, verify_echo(&streams[i], &read_on[i])));
+    writers.push_back(client_rt.spawn_on(1u - reader_worker, write_pattern(&streams[i], &data, &written_on[i])));
   }
   for (auto& w : writers) w.wait();
   for (auto& r : readers) REQUIRE(r.wait() == data.size());

@@ -56,10 +56,11 @@ struct runtime_options {
   // How long an idle worker of a multi-worker runtime watches its inbox
   // before sleeping in the kernel: about what waking a sleeping core costs
   // here (~20 us), so cross-worker hand-offs stay cheap. Meanwhile it looks
-  // for tasks left waiting in a busy worker's queue (see Placement above).
+  // for tasks left waiting in a busy worker's queue, and takes half of the
+  // spawned tasks that have not started there (see Placement above).
   // A lone worker spins only while a spawn_blocking result is due (the pool
   // thread hands it back through the inbox). 0: sleep at once, and never
-  // take tasks from a busy worker. Values above 1 s count as 1 s.
+  // take tasks from another worker. Values above 1 s count as 1 s.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
   // Threads of the pool spawn_blocking runs on (started on demand, see
   // blocking.hpp); 0 -> std::invalid_argument.
