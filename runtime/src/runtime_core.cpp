@@ -108,7 +108,8 @@ void runtime_core::arrive_and_serve(unsigned phase, worker& w) noexcept {
 
 void runtime_core::start_on(worker& w, root_link* root) {
   if (tls_worker == &w) {
-    w.start_here(root);
+    w.adopt_root(root);
+    w.schedule_local(root->frame);
     return;
   }
   bool wake = false;
