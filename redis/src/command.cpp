@@ -94,4 +94,9 @@ command_bytes format_command(std::span<const std::string_view> argv) {
   return command_bytes(out, static_cast<std::size_t>(n));
 }
 
+command_bytes format_command(const std::vector<std::string>& args) {
+  std::vector<std::string_view> views(args.begin(), args.end());
+  return format_command(std::span<const std::string_view>(views));
+}
+
 }  // namespace ringflow::redis::detail

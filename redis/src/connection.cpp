@@ -517,15 +517,10 @@ connection& connection::operator=(connection&& o) noexcept {
   return *this;
 }
 
-task<reply> connection::command(std::vector<std::string> args) {
-  std::vector<std::string_view> views(args.begin(), args.end());
-  return send(detail::format_command(views));
-}
+task<reply> connection::command(std::vector<std::string> args) { return send(detail::format_command(args)); }
 
-prepared_command::prepared_command(const std::vector<std::string>& args) {
-  std::vector<std::string_view> views(args.begin(), args.end());
-  bytes_ = std::make_shared<const detail::command_bytes>(detail::format_command(views));
-}
+prepared_command::prepared_command(const std::vector<std::string>& args)
+    : bytes_(std::make_shared<const detail::command_bytes>(detail::format_command(args))) {}
 
 command_batch& command_batch::add(const prepared_command& p) {
   append(p.bytes());

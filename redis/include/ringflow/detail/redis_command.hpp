@@ -15,6 +15,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace ringflow::redis::detail {
 
@@ -100,6 +101,8 @@ class command_bytes {
 // or a command that changes how the server replies (SUBSCRIBE and its kin,
 // MONITOR, CLIENT REPLY); std::bad_alloc when out of memory.
 command_bytes format_command(std::span<const std::string_view> argv);
+// The same for command(std::vector<std::string>)'s form.
+command_bytes format_command(const std::vector<std::string>& args);
 
 // The same for command("SET", key, 42)'s arguments (argument_text's kinds).
 template <class... Args>
