@@ -39,6 +39,17 @@ bool worker_registry::request_revoke(std::uint32_t id, std::atomic<std::uint32_t
   return true;
 }
 
+void worker_registry::withdraw_revoke(std::uint32_t id, std::atomic<std::uint32_t>* owner) {
+  std::lock_guard g(registry_mutex);
+  auto it = registry().find(id);
+  if (it != registry().end()) it->second->withdraw_revoke(owner);
+}
+
+bool worker_registry::alive(std::uint32_t id) {
+  std::lock_guard g(registry_mutex);
+  return registry().count(id) != 0;
+}
+
 void worker_registry::wake_all() {
   std::lock_guard g(registry_mutex);
   for (auto& [id, w] : registry()) {
@@ -72,6 +83,9 @@ bool affinity::acquire_slow() noexcept {
       owner_.compare_exchange_strong(o, shared_owner, std::memory_order_acq_rel);
       continue;
     }
+    // One request only: a second one, made after the owner had processed
+    // the first, would sit in its inbox after we return and the caller
+    // frees the object.
     int spins = 0;
     while (owner_.load(std::memory_order_acquire) == o) {
       if (tls_worker) tls_worker->process_revokes();
@@ -79,9 +93,12 @@ bool affinity::acquire_slow() noexcept {
         cpu_relax();
       } else {
         std::this_thread::yield();
-        if (spins % 1024 == 0 && !worker_registry::request_revoke(o, &owner_)) break;
+        if (spins % 1024 == 0 && !worker_registry::alive(o)) break;
       }
     }
+    // The owner may have let go on its own (make_shared) before it reached
+    // our request: take the request back, for the same reason.
+    worker_registry::withdraw_revoke(o, &owner_);
   }
 }
 

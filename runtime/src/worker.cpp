@@ -605,4 +605,11 @@ void worker::process_revokes() {
   remote_lock_.unlock();
 }
 
+void worker::withdraw_revoke(std::atomic<std::uint32_t>* owner) {
+  remote_lock_.lock();
+  std::erase(revokes_, owner);
+  if (revokes_.empty()) revoke_pending_.store(false, std::memory_order_relaxed);
+  remote_lock_.unlock();
+}
+
 }  // namespace ringflow::detail

@@ -15,6 +15,10 @@ struct worker_registry {
   static void remove(std::uint32_t id);
   // Asks worker `id` to revoke *owner; false when that worker no longer exists.
   static bool request_revoke(std::uint32_t id, std::atomic<std::uint32_t>* owner);
+  // Takes back worker `id`'s unprocessed requests for *owner (worker::withdraw_revoke).
+  static void withdraw_revoke(std::uint32_t id, std::atomic<std::uint32_t>* owner);
+  // False once worker `id` no longer exists.
+  static bool alive(std::uint32_t id);
   // Wakes every worker of the process but the caller's.
   static void wake_all();
   // True when every worker whose runtime still runs has applied the signal

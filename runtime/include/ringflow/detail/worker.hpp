@@ -158,6 +158,13 @@ class worker {
   // no task of ours can be half-way through an operation any more.
   void request_revoke(std::atomic<std::uint32_t>* owner);
   void process_revokes();
+  // Takes back every request for *owner not yet processed. A requester calls
+  // it once it sees the object shared, however that came about (this worker
+  // may have let go on its own, through make_shared), so that no request
+  // outlives the object: the requester may free it as soon as it returns.
+  void withdraw_revoke(std::atomic<std::uint32_t>* owner);
+  // True while a request waits for this worker (tests drive the hand-over with it).
+  bool revoke_requested() const noexcept { return revoke_pending_.load(std::memory_order_acquire); }
 
   // ---- signals claimed by signal_sets (see signal_mask.hpp) --------------
   // The claims generation this worker's thread mask reflects.
