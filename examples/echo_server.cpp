@@ -3,8 +3,9 @@
 //   echo_server [--address 127.0.0.1] [--port 7000] [--threads 1]
 //               [--max-connections 10000] [--grace-ms 2000]
 //
-// One accept loop (on worker 0) spawns a task per connection; spawn spreads
-// the connections round-robin over the workers. Each connection reads into a
+// One accept loop (on worker 0) spawns a task per connection; each waits on
+// worker 0 until it starts, and an idle worker takes half of those waiting
+// (work stealing), so the connections spread over the workers. Each connection reads into a
 // 64 KiB buffer and writes back what it read (write_all), with TCP_NODELAY
 // like the baseline peers in bench/peers/. An error on one connection (a
 // reset peer, ...) closes that connection only.

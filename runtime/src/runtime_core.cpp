@@ -108,8 +108,7 @@ void runtime_core::arrive_and_serve(unsigned phase, worker& w) noexcept {
 
 void runtime_core::start_on(worker& w, root_link* root) {
   if (tls_worker == &w) {
-    w.adopt_root(root);
-    w.schedule_local(root->frame);
+    w.start_here(root);
     return;
   }
   bool wake = false;

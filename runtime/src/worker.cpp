@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -158,18 +159,20 @@ void worker::adopt_root(root_link* r) noexcept {
   r->next = &roots_;
   roots_.prev->next = r;
   roots_.prev = r;
-  r->linked = true;
+  r->linked.store(true, std::memory_order_relaxed);
+  ++roots_listed_;
   r->home.store(this, std::memory_order_relaxed);
   if (shared_) roots_lock_.unlock();
 }
 
 void worker::drop_root(root_link* r) noexcept {
-  if (!r->linked) return;
+  if (!r->linked.load(std::memory_order_relaxed)) return;
   worker& home = *r->home.load(std::memory_order_relaxed);
   if (home.shared_) home.roots_lock_.lock();
   r->prev->next = r->next;
   r->next->prev = r->prev;
-  r->linked = false;
+  r->linked.store(false, std::memory_order_relaxed);
+  --home.roots_listed_;
   if (home.shared_) home.roots_lock_.unlock();
 }
 
@@ -204,9 +207,60 @@ bool worker::push_root(root_link* r, bool& wake) {
   return true;
 }
 
+void worker::start_here(root_link* r) {
+  if (shared_ && !r->pinned.load(std::memory_order_relaxed)) {
+    // Listed only once it starts, by whichever worker starts it: a thief
+    // then touches nothing of ours but the queue. Shutdown frees what is
+    // still queued from the queue itself.
+    unstarted_.push(r);
+  } else {
+    adopt_root(r);
+    schedule_local(r->frame);
+  }
+}
+
+bool worker::steal_unstarted(std::int64_t now) {
+  if (now < steal_not_before_ || rt_.stopping()) return false;
+  const std::size_t n = rt_.size();
+  for (std::size_t k = 1; k < n; ++k) {
+    worker& victim = rt_.at((index_ + k) % n);
+    if (!victim.unstarted_.size_hint()) continue;
+    root_link* batch[32];
+    const std::size_t got = victim.unstarted_.steal_half(batch, std::size(batch));
+    if (!got) continue;
+    roots_lock_.lock();
+    last_steal_ = {now, got, roots_listed_};
+    roots_lock_.unlock();
+    for (std::size_t i = 0; i < got; ++i) {
+      adopt_root(batch[i]);
+      ready_.push(batch[i]->frame);
+    }
+    return true;
+  }
+  return false;
+}
+
+// Back to idle after running what we stole. Moving a task costs its caches
+// and, when it ends, a wake across cores: a steal of tasks that all ended at
+// once, each in less time than that, only slowed them down (a loop that
+// spawns and joins tiny tasks). Such steals make us wait before the next
+// one, twice as long each time (up to 1 ms); a steal that paid (a task still
+// alive, or work that took its time) lets us steal again at once.
+void worker::judge_last_steal(std::int64_t now) noexcept {
+  if (!last_steal_.tasks) return;
+  constexpr std::int64_t worth_ns_per_task = 5'000, first_wait_ns = 20'000, longest_wait_ns = 1'000'000;
+  roots_lock_.lock();
+  const bool still_alive = roots_listed_ > last_steal_.roots_before;
+  roots_lock_.unlock();
+  const bool paid = still_alive || now - last_steal_.at >= static_cast<std::int64_t>(last_steal_.tasks) * worth_ns_per_task;
+  steal_wait_ns_ = paid ? 0 : std::clamp(2 * steal_wait_ns_, first_wait_ns, longest_wait_ns);
+  steal_not_before_ = now + steal_wait_ns_;
+  last_steal_.tasks = 0;
+}
+
 bool worker::pin_if_home(root_link* r) noexcept {
   if (shared_) roots_lock_.lock();
-  const bool here = r->linked && r->home.load(std::memory_order_relaxed) == this;
+  const bool here = r->linked.load(std::memory_order_relaxed) && r->home.load(std::memory_order_relaxed) == this;
   if (here) r->pinned.store(true, std::memory_order_relaxed);
   if (shared_) roots_lock_.unlock();
   return here;
@@ -218,13 +272,14 @@ bool worker::pin_if_home(root_link* r) noexcept {
 bool worker::move_root(root_link* r, worker& to) noexcept {
   worker& from = *r->home.load(std::memory_order_relaxed);
   from.roots_lock_.lock();
-  if (!r->linked || r->pinned.load(std::memory_order_relaxed)) {
+  if (!r->linked.load(std::memory_order_relaxed) || r->pinned.load(std::memory_order_relaxed)) {
     from.roots_lock_.unlock();
     return false;
   }
   r->prev->next = r->next;
   r->next->prev = r->prev;
-  r->linked = false;
+  r->linked.store(false, std::memory_order_relaxed);
+  --from.roots_listed_;
   r->home.store(&to, std::memory_order_relaxed);
   from.roots_lock_.unlock();
   to.adopt_root(r);
@@ -234,7 +289,7 @@ bool worker::move_root(root_link* r, worker& to) noexcept {
 worker* worker::place_woken_slow(root_link* r, worker* owner) noexcept {
   // Not while shutting down: each worker then destroys the roots it lists,
   // and a destructor's wake must not move one between the lists.
-  if (&owner->rt_ != &rt_ || rt_.stopping() || !r->linked) return owner;
+  if (&owner->rt_ != &rt_ || rt_.stopping() || !r->linked.load(std::memory_order_relaxed)) return owner;
   if (thief_.load(std::memory_order_relaxed)) {
     if (worker* t = thief_.exchange(nullptr, std::memory_order_acq_rel); t && t != this) {
       rt_.pause_moves();
@@ -262,8 +317,12 @@ void worker::drain_remote() {
   }
   if (!spilled) return;
   for (auto& e : remote_swap_) {
-    if (e.root) adopt_root(e.root);
-    if (e.h) ready_.push(e.h);
+    if (e.root && e.h) {
+      start_here(e.root);
+    } else {
+      if (e.root) adopt_root(e.root);
+      if (e.h) ready_.push(e.h);
+    }
   }
   remote_swap_.clear();
 }
@@ -339,12 +398,25 @@ void worker::cancel_and_wait(completion& c) {
 // ---- the loop ------------------------------------------------------------------
 
 void worker::run_ready(unsigned budget) {
-  while (budget-- && !ready_.empty()) {
-    std::coroutine_handle<> h = ready_.pop();
+  while (budget--) {
+    std::coroutine_handle<> h;
+    // Turn about between resumed tasks and new ones while both wait.
+    if (!ready_.empty() && (unstarted_turn_ || !unstarted_.size_hint())) {
+      h = ready_.pop();
+      unstarted_turn_ = false;
+    } else if (root_link* r = unstarted_.size_hint() ? unstarted_.pop() : nullptr) {
+      adopt_root(r);
+      h = r->frame;
+      unstarted_turn_ = true;
+    } else if (!ready_.empty()) {
+      h = ready_.pop();
+    } else {
+      break;
+    }
     // Each task resumed here may hand over to up to this many more directly.
     transfer_budget_ = 32;
     if (h) h.resume();
-    if (shared_ && !ready_.empty()) nudge_sleeper();
+    if (shared_ && has_ready()) nudge_sleeper();
   }
 }
 
@@ -389,6 +461,11 @@ void worker::wait_in_kernel() {
   // A lone worker can only be handed something by a foreign thread: it
   // watches only while a blocking job's result is due.
   const std::int64_t spin_ns = shared_ || hand_backs_due_ ? idle_spin_ns_ : 0;
+  if (shared_ && idle_spin_ns_ > 0) {  // idle_spin 0: never take another worker's tasks
+    const std::int64_t now = runtime_core::now_ns();
+    judge_last_steal(now);
+    if (steal_unstarted(now)) return;
+  }
   if (!in_flight_ && spin_ns > 0) {
     const std::int64_t until = runtime_core::now_ns() + spin_ns;
     watched_ = nullptr;
@@ -399,6 +476,10 @@ void worker::wait_in_kernel() {
       cpu_relax();
       if (++n % 64 == 0) {
         const std::int64_t now = runtime_core::now_ns();
+        if (shared_ && steal_unstarted(now)) {
+          withdraw_work_request();
+          return;
+        }
         if (now >= until && !timing_a_stall) break;
         timing_a_stall = shared_ && !asked_ && look_for_waiting_work(now);
       }
@@ -510,7 +591,7 @@ void worker::run() {
     run_ready(budget);
     // A cancel_and_wait() run by a task may have collected others' CQEs into
     // the backlog: dispatch those before sleeping.
-    if (ready_.empty() && backlog_pos_ == backlog_.size()) {
+    if (!has_ready() && backlog_pos_ == backlog_.size()) {
       wait_in_kernel();
     } else if (io_uring_sq_ready(&ring_) || in_flight_) {
       // Busy: one non-blocking enter per turn submits the batch and lets
@@ -531,6 +612,7 @@ void worker::destroy_everything() {
   ready_.clear();
   if (recv_buffers_) shut_down_recv_buffers();
   for (;;) {
+    while (root_link* r = unstarted_.pop()) r->frame.destroy();
     while (roots_.next != &roots_) {
       root_link* r = roots_.next;
       drop_root(r);
@@ -545,7 +627,7 @@ void worker::destroy_everything() {
     ready_.clear();
     process_revokes();
     remote_lock_.lock();
-    const bool empty = !spilled_ && inline_n_ == 0;
+    const bool empty = !spilled_ && inline_n_ == 0 && !unstarted_.size_hint();
     if (empty) retired_ = true;
     remote_lock_.unlock();
     if (empty) break;

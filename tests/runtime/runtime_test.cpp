@@ -231,13 +231,65 @@ TEST_CASE("runtime: destroying a runtime destroys 50 suspended tasks", "[runtime
 }
 
 TEST_CASE("runtime: a two-thread runtime runs tasks on both threads", "[runtime]") {
+  // Spawned in a task, all eight wait on the spawning worker; each then
+  // holds its thread until tasks have run on two threads. The first one
+  // started holds that worker, so only the idle worker taking the others
+  // (work stealing) lets them finish.
   ringflow::runtime rt({.threads = 2});
   std::mutex m;
   std::set<std::thread::id> seen;
+  std::atomic<bool> gave_up{false};
   rt.block_on([&]() -> task<void> {
     std::vector<ringflow::join_handle<void>> hs;
     for (int i = 0; i < 8; ++i) {
       // Arguments, not captures: the closure dies before the spawned task runs.
+      hs.push_back(ringflow::spawn([](std::mutex* m, std::set<std::thread::id>* seen,
+                                      std::atomic<bool>* gave_up) -> task<void> {
+        {
+          std::lock_guard g(*m);
+          seen->insert(std::this_thread::get_id());
+        }
+        const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        for (;;) {
+          {
+            std::lock_guard g(*m);
+            if (seen->size() == 2) break;
+          }
+          if (std::chrono::steady_clock::now() > give_up_at) {
+            gave_up->store(true);
+            break;
+          }
+          std::this_thread::yield();
+        }
+        co_return;
+      }(&m, &seen, &gave_up)));
+    }
+    for (auto& h : hs) co_await std::move(h);
+  }());
+  REQUIRE_FALSE(gave_up.load());
+  REQUIRE(seen.size() == 2);
+}
+
+TEST_CASE("runtime: tasks spawned in a task start on its worker while no other is idle", "[runtime]") {
+  // Worker 1 is held busy; tasks spawned on worker 0 must not queue behind
+  // it (round-robin placement would put half there, to wait until the
+  // holder lets go at its deadline).
+  ringflow::runtime rt({.threads = 2});
+  std::atomic<bool> holding{false}, release{false};
+  auto holder = rt.spawn_on(1, [](std::atomic<bool>* holding, std::atomic<bool>* release) -> task<void> {
+    holding->store(true);
+    const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!release->load() && std::chrono::steady_clock::now() < give_up_at) std::this_thread::yield();
+    co_return;
+  }(&holding, &release));
+  while (!holding.load()) std::this_thread::yield();
+  std::mutex m;
+  std::set<std::thread::id> seen;
+  std::thread::id spawner;
+  rt.block_on([&]() -> task<void> {
+    spawner = std::this_thread::get_id();
+    std::vector<ringflow::join_handle<void>> hs;
+    for (int i = 0; i < 64; ++i) {
       hs.push_back(ringflow::spawn([](std::mutex* m, std::set<std::thread::id>* seen) -> task<void> {
         std::lock_guard g(*m);
         seen->insert(std::this_thread::get_id());
@@ -246,7 +298,10 @@ TEST_CASE("runtime: a two-thread runtime runs tasks on both threads", "[runtime]
     }
     for (auto& h : hs) co_await std::move(h);
   }());
-  REQUIRE(seen.size() == 2);
+  const bool all_here = seen.size() == 1 && *seen.begin() == spawner;
+  release.store(true);
+  holder.wait();
+  REQUIRE(all_here);
 }
 
 TEST_CASE("runtime: a task woken from another thread resumes without any timer", "[runtime]") {
@@ -423,4 +478,46 @@ TEST_CASE("runtime: hand-offs queued for a busy worker run in the order they wer
   for (int n : {1, 7, 8, 40}) {
     DYNAMIC_SECTION("wakes: " << n) { rt.block_on(wake_in_order(&rt, n)); }
   }
+}
+
+TEST_CASE("runtime: with idle_spin 0 no worker takes tasks spawned on another", "[runtime]") {
+  // Worker 1 goes idle right after the spawns, while worker 0 still holds
+  // them unstarted: a worker that stole would run some of them there.
+  ringflow::runtime rt({.threads = 2, .idle_spin = std::chrono::nanoseconds(0)});
+  std::atomic<bool> spawned{false};
+  auto other = rt.spawn_on(1, [](std::atomic<bool>* spawned) -> task<void> {
+    const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!spawned->load() && std::chrono::steady_clock::now() < give_up_at) std::this_thread::yield();
+    co_return;
+  }(&spawned));
+  std::mutex m;
+  std::set<std::thread::id> seen;
+  std::thread::id spawner;
+  rt.block_on([&]() -> task<void> {
+    spawner = std::this_thread::get_id();
+    std::vector<ringflow::join_handle<void>> hs;
+    for (int i = 0; i < 16; ++i) {
+      hs.push_back(ringflow::spawn([](std::mutex* m, std::set<std::thread::id>* seen) -> task<void> {
+        std::lock_guard g(*m);
+        seen->insert(std::this_thread::get_id());
+        co_return;
+      }(&m, &seen)));
+    }
+    spawned.store(true);
+    // Hold this worker until a task ran elsewhere, or long enough for an
+    // idle worker to have taken some.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    for (;;) {
+      {
+        std::lock_guard g(m);
+        if (!seen.empty()) break;
+      }
+      if (std::chrono::steady_clock::now() > until) break;
+      std::this_thread::yield();
+    }
+    for (auto& h : hs) co_await std::move(h);
+  }());
+  other.wait();
+  REQUIRE(seen.size() == 1);
+  REQUIRE(*seen.begin() == spawner);
 }

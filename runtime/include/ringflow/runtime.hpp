@@ -3,8 +3,13 @@
 //   ringflow::runtime rt({.threads = 2});
 //   int v = rt.block_on(main_task());      // drive until main_task finishes
 //
-// Placement. spawn() starts a task on the next worker, round-robin. Such a
-// task may later move: when another worker wakes it from a channel wait and
+// Placement. spawn() inside a task queues the new task on the spawning
+// worker; runtime::spawn() from outside queues it on the next worker,
+// round-robin. A worker with nothing to do takes half of the tasks that
+// wait unstarted in another worker's queue (work stealing, as in Go and
+// Tokio), so a burst of spawns spreads over idle cores while spawn-and-join
+// loops on a busy core stay there, in its cache. A started task may later
+// move: when another worker wakes it from a channel wait and
 // has nothing else ready, it runs there from then on (as Go's runnext and
 // Tokio's LIFO slot place a woken task), so tasks that hand values back and
 // forth end up on one worker instead of crossing cores for every value. An
@@ -51,10 +56,11 @@ struct runtime_options {
   // How long an idle worker of a multi-worker runtime watches its inbox
   // before sleeping in the kernel: about what waking a sleeping core costs
   // here (~20 us), so cross-worker hand-offs stay cheap. Meanwhile it looks
-  // for tasks left waiting in a busy worker's queue (see Placement above).
+  // for tasks left waiting in a busy worker's queue, and takes half of the
+  // spawned tasks that have not started there (see Placement above).
   // A lone worker spins only while a spawn_blocking result is due (the pool
   // thread hands it back through the inbox). 0: sleep at once, and never
-  // take tasks from a busy worker. Values above 1 s count as 1 s.
+  // take tasks from another worker. Values above 1 s count as 1 s.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
   // Threads of the pool spawn_blocking runs on (started on demand, see
   // blocking.hpp); 0 -> std::invalid_argument.
@@ -115,12 +121,13 @@ join_handle<T> spawn_on(worker& w, task<T> t, bool pinned = true) {
 }
 }  // namespace detail
 
-// Inside a running task: starts t on the current runtime (round-robin; it may
-// move later, see runtime's Placement).
+// Inside a running task: starts t on the current runtime, queued on this
+// worker, where an idle worker may take it before it starts; it may move
+// later (see runtime's Placement).
 template <class T>
 join_handle<T> spawn(task<T> t) {
   if (!detail::tls_worker) throw std::logic_error("ringflow::spawn called outside a runtime");
-  return detail::spawn_on(detail::tls_worker->core().next_worker(), std::move(t), false);
+  return detail::spawn_on(*detail::tls_worker, std::move(t), false);
 }
 
 // Inside a running task: starts t on the current worker and keeps it there

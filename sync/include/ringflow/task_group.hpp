@@ -8,7 +8,8 @@
 //
 // - spawn(t): co_await; suspends while max_running tasks of the group run
 //   (FIFO among suspended spawners); then starts t as ringflow::spawn does
-//   (round-robin, it may move). A spawn awaitable never awaited starts
+//   (queued on this worker, where an idle worker may take it before it
+//   starts; it may move later). A spawn awaitable never awaited starts
 //   nothing.
 // - next(): co_await -> std::optional<T> (for T = void: bool), the next task
 //   to finish, in finishing order; rethrows that task's exception; nullopt

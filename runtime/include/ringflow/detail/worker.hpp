@@ -17,6 +17,7 @@
 #include <ringflow/detail/completion.hpp>
 #include <ringflow/detail/ready_queue.hpp>
 #include <ringflow/detail/spinlock.hpp>
+#include <ringflow/detail/unstarted_queue.hpp>
 
 namespace ringflow::detail {
 
@@ -30,7 +31,9 @@ inline thread_local worker* tls_worker = nullptr;
 inline thread_local std::uint32_t tls_worker_id = 0;
 
 // A spawned task's top frame, listed by the worker it runs on (`home`), which
-// destroys the ones still alive when the runtime goes away. A task that is
+// destroys the ones still alive when the runtime goes away; one waiting in a
+// worker's unstarted queue is listed once it starts (until then shutdown
+// destroys it from the queue). A task that is
 // not pinned moves to the worker that wakes it from a channel wait
 // (worker::place_woken), and its link moves with it.
 struct root_link {
@@ -41,7 +44,10 @@ struct root_link {
   // move sets the new home before it lets go of the old list), so whoever
   // holds the lock of the worker `home` names knows the task stays there.
   std::atomic<worker*> home{nullptr};
-  bool linked = false;
+  // Written under the list lock; a waker on another worker reads it without
+  // (place_woken_slow, a hint that move_root checks again under the lock)
+  // while the task's own worker may be dropping it: hence atomic, relaxed.
+  std::atomic<bool> linked{false};
   // spawn_on, spawn_local, block_on, the runtime's own helpers; and a task
   // being cancelled (join_handle::cancel), which must not move while its
   // home worker destroys it.
@@ -108,6 +114,11 @@ class worker {
   // Own thread only: lists (or unlists, idempotent) an owned frame.
   void adopt_owned(owned_frame_link* l) noexcept;
   void drop_owned(owned_frame_link* l) noexcept;
+  // Own thread only: queues r to start here. A pinned task, or any task of a
+  // lone worker, is listed at once; an unpinned one of a shared runtime
+  // waits unlisted in unstarted_, where an idle worker may take it
+  // (steal_unstarted), and whichever worker starts it lists it.
+  void start_here(root_link* r);
   // Any thread: queues an unstarted task's top frame here. False once this
   // worker has finished shutting down (nothing is queued: the caller still
   // owns the frame). `wake`: the caller must call wake().
@@ -190,6 +201,11 @@ class worker {
   };
 
   void run_ready(unsigned budget);
+  // Own thread only, while idle: takes up to half of the unstarted tasks of
+  // another worker of this runtime into our queue. True when it took any.
+  bool steal_unstarted(std::int64_t now);
+  void judge_last_steal(std::int64_t now) noexcept;
+  bool has_ready() const noexcept { return !ready_.empty() || unstarted_.size_hint(); }
   void drain_remote();
   void reap();
   void dispatch(const cqe_record& r);
@@ -220,6 +236,19 @@ class worker {
   std::uint32_t hand_backs_due_ = 0;  // see expect_hand_back
 
   ready_queue ready_;
+  // Spawned here and not started yet (stealable); run_ready alternates
+  // between it and ready_ so neither starves the other.
+  alignas(64) unstarted_queue unstarted_;
+  bool unstarted_turn_ = false;
+  // The last steal, judged when we are idle again (judge_last_steal).
+  struct steal_record {
+    std::int64_t at = 0;
+    std::size_t tasks = 0;
+    std::size_t roots_before = 0;
+  };
+  steal_record last_steal_;
+  std::int64_t steal_wait_ns_ = 0;
+  std::int64_t steal_not_before_ = 0;
   // An idle worker that asks for one of our tasks (look_for_waiting_work);
   // read on every wake of a spawned task, written once per request.
   std::atomic<worker*> thief_{nullptr};
@@ -227,6 +256,7 @@ class worker {
   std::vector<cqe_record> backlog_;
   std::size_t backlog_pos_ = 0;
   root_link roots_;  // sentinel of a circular list
+  std::size_t roots_listed_ = 0;  // under roots_lock_ (when shared_)
   owned_frame_link owned_;  // sentinel of a circular list; own thread only
   // While idle: the worker we last looked at, what we saw, and whom we asked.
   worker* watched_ = nullptr;
