@@ -10,6 +10,9 @@ bash scripts/setup.sh --tests
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+# setup.sh has just installed node, Chromium and playwright-core: the browser
+# test must run, not skip.
+export RINGFLOW_REQUIRE_BROWSER=1
 
 configure() {  # name, compiler, meson options...
   local name=$1 cxx=$2
