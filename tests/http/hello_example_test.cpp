@@ -2,8 +2,6 @@
 // would: start it on an ephemeral port, ask it over a raw socket, stop it
 // with SIGTERM. Every wait is on an event (a line printed, bytes, EOF, exit)
 // with a generous ceiling against a hung server.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -15,25 +13,16 @@
 #include <string>
 
 #include "../support/child_process.hpp"
+#include "../support/loopback.hpp"
 
 namespace {
 
 constexpr int ceiling_ms = 60'000;  // only a hung server reaches it
 
-std::string hello_path() {
-  const char* p = std::getenv("HTTP_HELLO");
-  REQUIRE(p != nullptr);
-  return p;
-}
-
+// A connected client socket (the server is listening: it said so).
 int connect_to(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = test_support::try_loopback_client(port);
   REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   return fd;
 }
 
@@ -54,11 +43,8 @@ std::string read_to_eof(int fd) {
 }  // namespace
 
 TEST_CASE("http_hello answers GET /, echoes POST /echo, 404s the rest, and stops on SIGTERM") {
-  test_support::child_process server(hello_path(), {"0", "1"}, ceiling_ms);
-  auto l = server.line();
-  REQUIRE(l.has_value());
-  REQUIRE(l->rfind("listening ", 0) == 0);
-  const auto port = static_cast<std::uint16_t>(std::stoi(l->substr(10)));
+  test_support::child_process server(test_support::program_path("HTTP_HELLO"), {"0", "1"}, ceiling_ms);
+  const std::uint16_t port = server.listening_port();
 
   // Three pipelined requests on one keep-alive connection, the last one
   // asking to close: the answers come back in order.

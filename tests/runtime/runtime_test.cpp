@@ -270,18 +270,29 @@ TEST_CASE("runtime: a two-thread runtime runs tasks on both threads", "[runtime]
   REQUIRE(seen.size() == 2);
 }
 
+// Placement tests: a task that records the thread it ran on, and one that
+// keeps its worker busy (setting *holding once it runs) until *release, or a
+// ceiling only a hang reaches.
+task<void> record_thread(std::mutex* m, std::set<std::thread::id>* seen) {
+  std::lock_guard g(*m);
+  seen->insert(std::this_thread::get_id());
+  co_return;
+}
+
+task<void> hold_worker(std::atomic<bool>* holding, const std::atomic<bool>* release) {
+  holding->store(true);
+  const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!release->load() && std::chrono::steady_clock::now() < give_up_at) std::this_thread::yield();
+  co_return;
+}
+
 TEST_CASE("runtime: tasks spawned in a task start on its worker while no other is idle", "[runtime]") {
   // Worker 1 is held busy; tasks spawned on worker 0 must not queue behind
   // it (round-robin placement would put half there, to wait until the
   // holder lets go at its deadline).
   ringflow::runtime rt({.threads = 2});
   std::atomic<bool> holding{false}, release{false};
-  auto holder = rt.spawn_on(1, [](std::atomic<bool>* holding, std::atomic<bool>* release) -> task<void> {
-    holding->store(true);
-    const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!release->load() && std::chrono::steady_clock::now() < give_up_at) std::this_thread::yield();
-    co_return;
-  }(&holding, &release));
+  auto holder = rt.spawn_on(1, hold_worker(&holding, &release));
   while (!holding.load()) std::this_thread::yield();
   std::mutex m;
   std::set<std::thread::id> seen;
@@ -290,11 +301,7 @@ TEST_CASE("runtime: tasks spawned in a task start on its worker while no other i
     spawner = std::this_thread::get_id();
     std::vector<ringflow::join_handle<void>> hs;
     for (int i = 0; i < 64; ++i) {
-      hs.push_back(ringflow::spawn([](std::mutex* m, std::set<std::thread::id>* seen) -> task<void> {
-        std::lock_guard g(*m);
-        seen->insert(std::this_thread::get_id());
-        co_return;
-      }(&m, &seen)));
+      hs.push_back(ringflow::spawn(record_thread(&m, &seen)));
     }
     for (auto& h : hs) co_await std::move(h);
   }());
@@ -484,12 +491,8 @@ TEST_CASE("runtime: with idle_spin 0 no worker takes tasks spawned on another", 
   // Worker 1 goes idle right after the spawns, while worker 0 still holds
   // them unstarted: a worker that stole would run some of them there.
   ringflow::runtime rt({.threads = 2, .idle_spin = std::chrono::nanoseconds(0)});
-  std::atomic<bool> spawned{false};
-  auto other = rt.spawn_on(1, [](std::atomic<bool>* spawned) -> task<void> {
-    const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!spawned->load() && std::chrono::steady_clock::now() < give_up_at) std::this_thread::yield();
-    co_return;
-  }(&spawned));
+  std::atomic<bool> running{false}, spawned{false};
+  auto other = rt.spawn_on(1, hold_worker(&running, &spawned));
   std::mutex m;
   std::set<std::thread::id> seen;
   std::thread::id spawner;
@@ -497,11 +500,7 @@ TEST_CASE("runtime: with idle_spin 0 no worker takes tasks spawned on another", 
     spawner = std::this_thread::get_id();
     std::vector<ringflow::join_handle<void>> hs;
     for (int i = 0; i < 16; ++i) {
-      hs.push_back(ringflow::spawn([](std::mutex* m, std::set<std::thread::id>* seen) -> task<void> {
-        std::lock_guard g(*m);
-        seen->insert(std::this_thread::get_id());
-        co_return;
-      }(&m, &seen)));
+      hs.push_back(ringflow::spawn(record_thread(&m, &seen)));
     }
     spawned.store(true);
     // Hold this worker until a task ran elsewhere, or long enough for an

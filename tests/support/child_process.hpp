@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +22,14 @@
 extern char** environ;
 
 namespace test_support {
+
+// The path of a program under test, from the environment variable meson
+// sets for the test (ECHO_SERVER, HTTP_HELLO, ...).
+inline std::string program_path(const char* env) {
+  const char* p = std::getenv(env);
+  REQUIRE(p != nullptr);
+  return p;
+}
 
 class child_process {
  public:
@@ -75,6 +85,14 @@ class child_process {
       if (!l || l->rfind(prefix, 0) == 0) return l;
       if (seen) seen->push_back(*l);
     }
+  }
+  // The port of a server that announces itself with "listening PORT" as
+  // its first line (examples/echo_server, examples/http_hello).
+  std::uint16_t listening_port() {
+    auto l = line();
+    REQUIRE(l.has_value());
+    REQUIRE(l->rfind("listening ", 0) == 0);
+    return static_cast<std::uint16_t>(std::stoi(l->substr(10)));
   }
   void signal(int sig) { REQUIRE(::kill(pid_, sig) == 0); }
   // Its exit status, 128 + the signal if one ended it (waits up to the

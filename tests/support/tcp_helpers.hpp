@@ -31,6 +31,8 @@
 
 #include <ringflow/ringflow.hpp>
 
+#include "loopback.hpp"
+
 namespace test_support::tcp_tests {
 
 using ringflow::task;
@@ -82,13 +84,7 @@ inline int blocking_socket() {
   return fd;
 }
 
-inline bool blocking_connect(int fd, std::uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-}
+inline bool blocking_connect(int fd, std::uint16_t port) { return test_support::connect_loopback(fd, port); }
 
 // A blocking socket connected to 127.0.0.1:port.
 inline int blocking_client(std::uint16_t port) {

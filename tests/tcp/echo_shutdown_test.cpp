@@ -28,47 +28,21 @@
 #include <vector>
 
 #include "../support/child_process.hpp"
+#include "../support/loopback.hpp"
 
 namespace {
 
 constexpr int ceiling_ms = 60'000;  // only a hung server reaches it
 
-// The echo_server binary (meson passes its path).
-std::string server_path() {
-  const char* p = std::getenv("ECHO_SERVER");
-  REQUIRE(p != nullptr);
-  return p;
-}
-
 // A running echo_server with its stdout on a pipe; killed if still running.
 class server_process : public test_support::child_process {
  public:
-  explicit server_process(std::vector<std::string> args) : child_process(server_path(), std::move(args), ceiling_ms) {}
+  explicit server_process(std::vector<std::string> args) : child_process(test_support::program_path("ECHO_SERVER"), std::move(args), ceiling_ms) {}
 };
 
-std::uint16_t listening_port(server_process& s) {
-  auto l = s.line();
-  REQUIRE(l.has_value());
-  REQUIRE(l->rfind("listening ", 0) == 0);
-  return static_cast<std::uint16_t>(std::stoi(l->substr(10)));
-}
 
 // A blocking client socket; -1 with errno set when the connect fails.
-int connect_to(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    int e = errno;
-    ::close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
+int connect_to(std::uint16_t port) { return test_support::try_loopback_client(port); }
 
 // Sends `msg` and reads the same number of bytes back.
 std::string echo(int fd, const std::string& msg) {
@@ -98,7 +72,7 @@ bool reads_eof(int fd) {
 TEST_CASE("echo_server: after SIGTERM it refuses new connections, finishes open ones, exits 0 drained",
           "[tcp][echo_server]") {
   server_process s({"--port", "0", "--threads", "2", "--grace-ms", "600000"});
-  std::uint16_t port = listening_port(s);
+  std::uint16_t port = s.listening_port();
   int a = connect_to(port);
   REQUIRE(a >= 0);
   REQUIRE(echo(a, "before") == "before");
@@ -119,7 +93,7 @@ TEST_CASE("echo_server: after SIGTERM it refuses new connections, finishes open 
 TEST_CASE("echo_server: a connection still open at the grace deadline is cancelled; exit 0",
           "[tcp][echo_server]") {
   server_process s({"--port", "0", "--grace-ms", "50"});
-  std::uint16_t port = listening_port(s);
+  std::uint16_t port = s.listening_port();
   int a = connect_to(port);
   REQUIRE(a >= 0);
   REQUIRE(echo(a, "x") == "x");
@@ -134,7 +108,7 @@ TEST_CASE("echo_server: a connection still open at the grace deadline is cancell
 TEST_CASE("echo_server: at --max-connections the next connection waits in the backlog, then is served",
           "[tcp][echo_server]") {
   server_process s({"--port", "0", "--max-connections", "1"});
-  std::uint16_t port = listening_port(s);
+  std::uint16_t port = s.listening_port();
   int a = connect_to(port);
   REQUIRE(a >= 0);
   REQUIRE(echo(a, "a") == "a");
