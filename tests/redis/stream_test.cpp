@@ -717,6 +717,68 @@ TEST_CASE("redis_stream: a server restart mid-stream: what was in flight fails, 
   }(&server));
 }
 
+TEST_CASE("redis_stream: a consumer that lost its server retries with backoff, doubled per failed attempt up to "
+          "reconnect_max",
+          "[redis_stream]") {
+  // The server dies; in its place a listener takes each connection and
+  // closes it at once, so every attempt fails and is seen as it is made.
+  // A gap between two attempts is at least the wait before the second (a
+  // timer never fires early): these lower bounds hold on any machine. The
+  // cap is checked with a bound ten times too wide to be timing: without
+  // it the last wait would be 5 ms * 2^11 = 10 s.
+  redis_server server;
+  run([](redis_server* s) -> task<void> {
+    auto o = consumer_opts("a", 1);
+    o.reconnect_min = 5ms;
+    o.reconnect_max = 80ms;
+    auto c = co_await open_consumer(*s, o);
+    auto waiting = ringflow::spawn(c.next());
+    {
+      connection probe = co_await observe(*s);
+      co_await until(
+          [&]() -> task<bool> {
+            reply r = co_await probe.command("INFO", "clients");
+            co_return r.str().find("blocked_clients:0") == std::string_view::npos;
+          },
+          "the next() waits in XREADGROUP at the broker");
+    }
+    const std::uint16_t port = s->port();
+    s->kill();
+    auto impostor = ringflow::tcp_listener::bind("127.0.0.1", port);
+    // An attempt opens the consumer's two connections (its reads', its
+    // acks'), then fails on the first command; its first accept comes
+    // before that failure, so the next attempt's first accept comes at
+    // least the wait later.
+    std::vector<std::chrono::steady_clock::time_point> attempts;
+    for (int i = 0; i < 2 * 12; ++i) {
+      auto accepted = co_await ringflow::timeout(ceiling, impostor.accept());
+      REQUIRE(accepted.has_value());
+      if (i % 2 == 0) attempts.push_back(std::chrono::steady_clock::now());
+      accepted->close();
+    }
+    waiting.cancel();
+    bool cancelled = false;
+    try {
+      (void)co_await std::move(waiting);
+    } catch (const ringflow::task_cancelled&) {
+      cancelled = true;
+    }
+    REQUIRE(cancelled);
+    REQUIRE(c.stats().reconnects == 0);
+    // The first attempt came after a wait of 5 ms; the ones after it after
+    // 10, 20, 40, then 80 ms each.
+    std::chrono::milliseconds wait = 10ms;
+    for (std::size_t k = 1; k < attempts.size(); ++k) {
+      const auto gap = attempts[k] - attempts[k - 1];
+      const double ms = std::chrono::duration<double, std::milli>(gap).count();
+      INFO("attempt " << k << ": " << ms << " ms after the one before");
+      REQUIRE(gap >= wait);
+      if (k + 1 == attempts.size()) REQUIRE(gap < 1s);
+      wait = std::min(2 * wait, std::chrono::milliseconds(80));
+    }
+  }(&server));
+}
+
 TEST_CASE("redis_stream: an ack whose task never ran gives its place back: the entry comes back", "[redis_stream]") {
   redis_server server;
   run([](const redis_server& s) -> task<void> {
