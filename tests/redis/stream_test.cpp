@@ -86,6 +86,18 @@ task<long long> pending_total(connection& c, std::string stream, std::string gro
 
 task<connection> observe(const redis_server& s) { co_return co_await connection::connect("127.0.0.1", s.port()); }
 
+// Until a client of s waits in a blocking command (a consumer's next() in
+// XREADGROUP ... BLOCK, with nothing to read).
+task<void> until_blocked_at_broker(const redis_server& s) {
+  connection probe = co_await observe(s);
+  co_await until(
+      [&]() -> task<bool> {
+        reply r = co_await probe.command("INFO", "clients");
+        co_return r.str().find("blocked_clients:0") == std::string_view::npos;
+      },
+      "the next() waits in XREADGROUP at the broker");
+}
+
 consumer_options consumer_opts(std::string name, std::size_t prefetch = 4) {
   consumer_options o;
   o.stream = "jobs";
@@ -682,15 +694,7 @@ TEST_CASE("redis_stream: a server restart mid-stream: what was in flight fails, 
     // A next() waiting at the broker (one place free, nothing new) while
     // the server dies and comes back.
     auto waiting = ringflow::spawn(ringflow::timeout(ceiling, c.next()));
-    {
-      connection probe = co_await observe(*s);
-      co_await until(
-          [&]() -> task<bool> {
-            reply r = co_await probe.command("INFO", "clients");
-            co_return r.str().find("blocked_clients:0") == std::string_view::npos;
-          },
-          "the next() waits in XREADGROUP at the broker");
-    }
+    co_await until_blocked_at_broker(*s);
     s->restart();
     auto again = co_await std::move(waiting);
     REQUIRE(again.has_value());
@@ -733,15 +737,7 @@ TEST_CASE("redis_stream: a consumer that lost its server retries with backoff, d
     o.reconnect_max = 80ms;
     auto c = co_await open_consumer(*s, o);
     auto waiting = ringflow::spawn(c.next());
-    {
-      connection probe = co_await observe(*s);
-      co_await until(
-          [&]() -> task<bool> {
-            reply r = co_await probe.command("INFO", "clients");
-            co_return r.str().find("blocked_clients:0") == std::string_view::npos;
-          },
-          "the next() waits in XREADGROUP at the broker");
-    }
+    co_await until_blocked_at_broker(*s);
     const std::uint16_t port = s->port();
     s->kill();
     auto impostor = ringflow::tcp_listener::bind("127.0.0.1", port);

@@ -270,7 +270,7 @@ TEST_CASE("runtime: a two-thread runtime runs tasks on both threads", "[runtime]
   REQUIRE(seen.size() == 2);
 }
 
-// Placement tests: a task that records the thread it ran on, and one that
+// Placement tests: tasks that record the thread they ran on, and a task that
 // keeps its worker busy (setting *holding once it runs) until *release, or a
 // ceiling only a hang reaches.
 task<void> record_thread(std::mutex* m, std::set<std::thread::id>* seen) {
@@ -278,6 +278,28 @@ task<void> record_thread(std::mutex* m, std::set<std::thread::id>* seen) {
   seen->insert(std::this_thread::get_id());
   co_return;
 }
+
+struct placement_log {
+  std::mutex m;
+  std::set<std::thread::id> seen;
+  std::thread::id spawner;
+
+  // Called in a task: n tasks spawned from it, each recording its thread.
+  std::vector<ringflow::join_handle<void>> spawn_recorders(int n) {
+    spawner = std::this_thread::get_id();
+    std::vector<ringflow::join_handle<void>> hs;
+    for (int i = 0; i < n; ++i) hs.push_back(ringflow::spawn(record_thread(&m, &seen)));
+    return hs;
+  }
+  bool any_ran() {
+    std::lock_guard g(m);
+    return !seen.empty();
+  }
+  bool all_on_spawner() {
+    std::lock_guard g(m);
+    return seen.size() == 1 && *seen.begin() == spawner;
+  }
+};
 
 task<void> hold_worker(std::atomic<bool>* holding, const std::atomic<bool>* release) {
   holding->store(true);
@@ -294,18 +316,12 @@ TEST_CASE("runtime: tasks spawned in a task start on its worker while no other i
   std::atomic<bool> holding{false}, release{false};
   auto holder = rt.spawn_on(1, hold_worker(&holding, &release));
   while (!holding.load()) std::this_thread::yield();
-  std::mutex m;
-  std::set<std::thread::id> seen;
-  std::thread::id spawner;
+  placement_log log;
   rt.block_on([&]() -> task<void> {
-    spawner = std::this_thread::get_id();
-    std::vector<ringflow::join_handle<void>> hs;
-    for (int i = 0; i < 64; ++i) {
-      hs.push_back(ringflow::spawn(record_thread(&m, &seen)));
-    }
+    auto hs = log.spawn_recorders(64);
     for (auto& h : hs) co_await std::move(h);
   }());
-  const bool all_here = seen.size() == 1 && *seen.begin() == spawner;
+  const bool all_here = log.all_on_spawner();
   release.store(true);
   holder.wait();
   REQUIRE(all_here);
@@ -493,30 +509,16 @@ TEST_CASE("runtime: with idle_spin 0 no worker takes tasks spawned on another", 
   ringflow::runtime rt({.threads = 2, .idle_spin = std::chrono::nanoseconds(0)});
   std::atomic<bool> running{false}, spawned{false};
   auto other = rt.spawn_on(1, hold_worker(&running, &spawned));
-  std::mutex m;
-  std::set<std::thread::id> seen;
-  std::thread::id spawner;
+  placement_log log;
   rt.block_on([&]() -> task<void> {
-    spawner = std::this_thread::get_id();
-    std::vector<ringflow::join_handle<void>> hs;
-    for (int i = 0; i < 16; ++i) {
-      hs.push_back(ringflow::spawn(record_thread(&m, &seen)));
-    }
+    auto hs = log.spawn_recorders(16);
     spawned.store(true);
     // Hold this worker until a task ran elsewhere, or long enough for an
     // idle worker to have taken some.
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-    for (;;) {
-      {
-        std::lock_guard g(m);
-        if (!seen.empty()) break;
-      }
-      if (std::chrono::steady_clock::now() > until) break;
-      std::this_thread::yield();
-    }
+    while (!log.any_ran() && std::chrono::steady_clock::now() <= until) std::this_thread::yield();
     for (auto& h : hs) co_await std::move(h);
   }());
   other.wait();
-  REQUIRE(seen.size() == 1);
-  REQUIRE(*seen.begin() == spawner);
+  REQUIRE(log.all_on_spawner());
 }
