@@ -81,6 +81,25 @@ TEST_CASE("spawn_blocking: value, void and exception come back through co_await"
   }());
 }
 
+TEST_CASE("spawn_blocking: an exception from f is the task's alone once it is rethrown", "[blocking][runtime]") {
+  // The pool thread's reference to the call may be the last to go, after
+  // the task has caught the exception and let go of it: the call must not
+  // still hold the exception then, or the pool thread frees what the task
+  // read (TSan: libstdc++'s reference counts are invisible to it, so only
+  // the call's own counter orders the two threads).
+  run([]() -> task<void> {
+    int caught = 0;
+    for (int i = 0; i < 2000; ++i) {
+      try {
+        co_await spawn_blocking([]() -> int { throw std::runtime_error("a message longer than the small-string buffer"); });
+      } catch (const std::runtime_error& e) {
+        caught += std::string(e.what()).size() > 15;
+      }
+    }
+    REQUIRE(caught == 2000);
+  }());
+}
+
 // g++ 12 (at least) destroys twice the captures of a closure built inside a
 // co_await expression, before spawn_blocking is even called (a probe capture
 // shows one construction and two destructions at two addresses in the

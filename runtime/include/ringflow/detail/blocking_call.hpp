@@ -137,8 +137,15 @@ class blocking_awaiter {
   R await_resume() {
     if (me_) tls_worker->hand_back_settled();
     me_ = {};
-    if (c_->error) std::rethrow_exception(c_->error);
-    if constexpr (!std::is_void_v<R>) return std::move(*c_->value);
+    // Taken out, not copied: the pool thread may drop the call's last
+    // reference after the task has finished with the exception, and must
+    // not free it then (TSan cannot see libstdc++'s own counts).
+    if (c_->error) std::rethrow_exception(std::exchange(c_->error, nullptr));
+    if constexpr (!std::is_void_v<R>) {
+      R r = std::move(*c_->value);  // and the moved-from husk goes here too
+      c_->value.reset();
+      return r;
+    }
   }
 
  private:
