@@ -37,9 +37,9 @@ constexpr int ceiling_ms = 60'000;  // only a hung server reaches it
 // A running echo_server with its stdout on a pipe; killed if still running.
 class server_process : public test_support::child_process {
  public:
-  explicit server_process(std::vector<std::string> args) : child_process(test_support::program_path("ECHO_SERVER"), std::move(args), ceiling_ms) {}
+  explicit server_process(std::vector<std::string> args)
+      : child_process(test_support::program_path("ECHO_SERVER"), std::move(args), ceiling_ms) {}
 };
-
 
 // A blocking client socket; -1 with errno set when the connect fails.
 int connect_to(std::uint16_t port) { return test_support::try_loopback_client(port); }
