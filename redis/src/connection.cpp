@@ -447,8 +447,9 @@ task<void> read_loop(std::shared_ptr<connection_state> s) {
         break;
       }
       reply_reader::result got;
-      reply one;
-      while ((got = reader.next(one)) == reply_reader::result::reply) replies.push_back(std::move(one));
+      while ((got = reader.next(replies.emplace_back())) == reply_reader::result::reply) {
+      }
+      replies.pop_back();  // the place the last call did not fill
       bool open = replies.empty() || s->deliver(replies);
       replies.clear();  // dropped replies (of cancelled commands) go here, unlocked
       if (!open) break;

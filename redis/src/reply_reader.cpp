@@ -24,7 +24,7 @@ std::string_view reply::str() const {
   if (kind_ != kind::string && kind_ != kind::status && kind_ != kind::error) {
     throw std::logic_error("ringflow::redis::reply::str: the reply is not a string, a status or an error");
   }
-  return str_;
+  return str_.view();
 }
 
 std::span<const reply> reply::elements() const {
@@ -160,8 +160,7 @@ reply_reader::result reply_reader::next(reply& out) noexcept {
   void* obj = nullptr;
   if (redisReaderGetReply(r_, &obj) != REDIS_OK) return result::failed;
   if (!obj) return result::more;
-  out = std::move(root);
-  root = reply{};
+  out = std::move(root);  // root is made afresh for the next reply (place)
   return result::reply;
 }
 

@@ -173,6 +173,56 @@ TEST_CASE("redis: replies of every kind", "[redis]") {
   }(server));
 }
 
+// A reply keeps short text inside itself and long text on the heap: every
+// length on both sides of the boundary, through copies, moves and
+// assignments between the two.
+TEST_CASE("redis: a reply's text of every length survives copies, moves and assignments", "[redis]") {
+  redis_server server;
+  run([](const redis_server& s) -> task<void> {
+    connection c = co_await connect(s);
+    auto text = [](std::size_t n) {
+      std::string t(n, '\0');
+      for (std::size_t i = 0; i < n; ++i) t[i] = static_cast<char>('a' + (i * 7 + n) % 26);
+      return t;
+    };
+    ringflow::redis::command_batch b;
+    for (std::size_t n = 0; n <= 64; ++n) b.add("ECHO", text(n));
+    b.add("ECHO", text(1 << 20));
+    std::vector<reply> got = co_await c.pipeline(b);
+    REQUIRE(got.size() == 66);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      std::size_t n = i <= 64 ? i : std::size_t{1} << 20;
+      REQUIRE(got[i].str() == text(n));
+      reply copy(got[i]);
+      REQUIRE(copy.str() == text(n));
+      reply moved(std::move(copy));
+      REQUIRE(moved.str() == text(n));
+      // Assigned over a short, a long and a nil value, then moved over another.
+      reply short_one = got[3], long_one = got[65], nil;
+      short_one = got[i];
+      long_one = got[i];
+      nil = got[i];
+      REQUIRE(short_one.str() == text(n));
+      REQUIRE(long_one.str() == text(n));
+      REQUIRE(nil.str() == text(n));
+      long_one = std::move(short_one);
+      REQUIRE(long_one.str() == text(n));
+      reply& self = nil;
+      nil = self;
+      REQUIRE(nil.str() == text(n));
+    }
+    // The same texts inside an array, copied whole.
+    std::vector<std::string> push{"RPUSH", "texts"};
+    for (std::size_t n = 20; n <= 30; ++n) push.push_back(text(n));
+    co_await c.command(std::move(push));
+    reply list = co_await c.command("LRANGE", "texts", 0, -1);
+    reply list_copy = list;
+    list = reply{};
+    REQUIRE(list_copy.elements().size() == 11);
+    for (std::size_t n = 20; n <= 30; ++n) REQUIRE(list_copy.elements()[n - 20].str() == text(n));
+  }(server));
+}
+
 TEST_CASE("redis: the variadic form formats every kind of argument before it returns", "[redis]") {
   redis_server server;
   run([](const redis_server& s) -> task<void> {

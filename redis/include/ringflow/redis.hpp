@@ -56,6 +56,7 @@
 // Before the declarations, unlike other machinery: command()'s constraint
 // and body need the argument formatting.
 #include <ringflow/detail/redis_command.hpp>
+#include <ringflow/detail/reply_text.hpp>
 #include <ringflow/task.hpp>
 
 namespace ringflow::redis {
@@ -91,7 +92,7 @@ class reply {
   friend struct detail::reply_builder;
   kind kind_ = kind::nil;
   long long integer_ = 0;
-  std::string str_;
+  detail::reply_text str_;
   std::vector<reply> elements_;
 };
 
