@@ -59,6 +59,11 @@ struct request {
   request* prev = nullptr;
   request* next = nullptr;
   std::coroutine_handle<> handle;
+  // The frame the command's task returns to (its caller's): prefetched with
+  // the command's own when its reply comes, since thousands of commands in
+  // flight leave both frames out of the cache by then, and resuming them
+  // one after the other stalled on each in turn.
+  const void* caller_frame = nullptr;
   worker* owner = nullptr;  // where it suspended, and resumes
   stage where = stage::idle;
   bool lost = false;  // completed by the connection's failure, not a reply
@@ -189,6 +194,8 @@ struct connection_state {
   }
 
   void complete_locked(locked_state& g, request* r) {
+    __builtin_prefetch(r->handle.address());
+    if (r->caller_frame) __builtin_prefetch(r->caller_frame);
     r->where = stage::completed;
     g.schedule(r->owner, r->handle);
   }
@@ -290,9 +297,11 @@ class command_awaiter {
   }
 
   bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+  template <class Promise>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) {
     worker* w = tls_worker;
     if (!w) throw std::logic_error("ringflow::redis: a command was awaited outside a runtime");
+    r_.caller_frame = h.promise().continuation.address();
     {
       locked_state g(s_.lock);
       if (s_.failed) {
