@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <compare>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -35,6 +37,24 @@ using clock = std::chrono::steady_clock;
 constexpr std::size_t max_count = std::size_t{1} << 31;
 // Waits are capped at about 100 years.
 constexpr std::chrono::milliseconds longest_wait = std::chrono::hours(24 * 365 * 100);
+
+// An entry id ("1700000000000-3") as the pair of numbers it is: the
+// consumer's sets of ids compare and hold two integers, not strings that
+// share their first dozen characters and outgrow std::string's inline buffer.
+struct entry_key {
+  std::uint64_t ms = 0, seq = 0;
+  friend auto operator<=>(const entry_key&, const entry_key&) = default;
+  // The id's text parsed; text that is not an id orders as 0-0 (the broker
+  // sends only ids here).
+  static entry_key of(std::string_view id) noexcept {
+    entry_key k;
+    auto dash = id.find('-');
+    std::from_chars(id.data(), id.data() + (dash == std::string_view::npos ? id.size() : dash), k.ms);
+    if (dash != std::string_view::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), k.seq);
+    return k;
+  }
+  std::string text() const { return std::to_string(ms) + '-' + std::to_string(seq); }
+};
 
 struct stream_entry {
   std::string id;
@@ -113,10 +133,10 @@ struct consumer_state {
 
   mutable std::mutex m;
   std::shared_ptr<connection> reader, acker;
-  std::set<std::string> in_hand;  // handed out, not acked nor dropped
+  std::set<entry_key> in_hand;  // handed out, not acked nor dropped
   // Dropped unacked, pending here until claimed: when each may be claimed
   // (claim_idle after its last delivery, as the broker counts idle time).
-  std::map<std::string, clock::time_point> dropped;
+  std::map<entry_key, clock::time_point> dropped;
   std::deque<stream_entry> buffered;  // read or claimed, not handed out yet
   bool closed = false;
 
@@ -159,10 +179,11 @@ struct consumer_state {
   }
 
   void on_acked(const std::string& id) {
+    entry_key k = entry_key::of(id);
     {
       std::lock_guard g(m);
-      in_hand.erase(id);
-      dropped.erase(id);
+      in_hand.erase(k);
+      dropped.erase(k);
     }
     acked.fetch_add(1, std::memory_order_relaxed);
     signal_release();
@@ -172,8 +193,9 @@ struct consumer_state {
     try {
       {
         std::lock_guard g(m);
-        if (in_hand.erase(id) == 0) return;  // acked meanwhile, or a duplicate
-        if (!closed) dropped.emplace(id, clock::now() + opts.claim_idle);
+        entry_key k = entry_key::of(id);
+        if (in_hand.erase(k) == 0) return;  // acked meanwhile, or a duplicate
+        if (!closed) dropped.emplace(k, clock::now() + opts.claim_idle);
       }
       signal_release();
     } catch (...) {
@@ -199,8 +221,8 @@ struct consumer_state {
     while (!buffered.empty()) {
       stream_entry e = std::move(buffered.front());
       buffered.pop_front();
-      if (in_hand.count(e.id)) continue;  // already out (a history re-read after a reconnect)
-      in_hand.insert(e.id);
+      // Already out: a history re-read after a reconnect.
+      if (!in_hand.insert(entry_key::of(e.id)).second) continue;
       return e;
     }
     return std::nullopt;
@@ -224,7 +246,7 @@ struct consumer_state {
     std::map<std::string, std::uint64_t> out;
     if (ids.empty()) co_return out;
     auto [lo, hi] = std::minmax_element(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
-      return id_less(a, b);
+      return entry_key::of(a) < entry_key::of(b);
     });
     std::size_t span;
     {
@@ -238,17 +260,6 @@ struct consumer_state {
       if (f.size() >= 4) out[std::string(f[0].str())] = static_cast<std::uint64_t>(f[3].integer());
     }
     co_return out;
-  }
-
-  static bool id_less(const std::string& a, const std::string& b) {
-    auto split = [](const std::string& s) {
-      std::uint64_t ms = 0, seq = 0;
-      auto dash = s.find('-');
-      std::from_chars(s.data(), s.data() + (dash == std::string::npos ? s.size() : dash), ms);
-      if (dash != std::string::npos) std::from_chars(s.data() + dash + 1, s.data() + s.size(), seq);
-      return std::pair{ms, seq};
-    };
-    return split(a) < split(b);
   }
 
   // Entries claimed or re-read (already pending here): their counts, then
@@ -269,7 +280,7 @@ struct consumer_state {
       argv.insert(argv.end(), deleted.begin(), deleted.end());
       co_await run(acker_conn(), std::move(argv));
       std::lock_guard g(m);
-      for (auto& id : deleted) dropped.erase(id);
+      for (auto& id : deleted) dropped.erase(entry_key::of(id));
     }
     for (auto& e : entries) {
       if (opts.max_deliveries > 0 && e.count > opts.max_deliveries) {
@@ -287,13 +298,14 @@ struct consumer_state {
         co_await run(acker_conn(), std::move(ack));
         dead_lettered.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard g(m);
-        dropped.erase(e.id);
+        dropped.erase(entry_key::of(e.id));
         continue;
       }
       std::lock_guard g(m);
-      dropped.erase(e.id);
+      entry_key k = entry_key::of(e.id);
+      dropped.erase(k);
       // Still out, or read already: not handed out twice.
-      if (in_hand.count(e.id)) continue;
+      if (in_hand.count(k)) continue;
       if (std::any_of(buffered.begin(), buffered.end(), [&](const stream_entry& b) { return b.id == e.id; })) continue;
       buffered.push_back(std::move(e));
     }
@@ -350,7 +362,7 @@ struct consumer_state {
       // Redis 7: ids of pending entries that no longer exist, already
       // removed from the pending list by XAUTOCLAIM itself.
       std::lock_guard g(m);
-      for (const reply& id : parts[2].elements()) dropped.erase(std::string(id.str()));
+      for (const reply& id : parts[2].elements()) dropped.erase(entry_key::of(id.str()));
     }
     bool any = !entries.empty();
     co_await admit(std::move(entries), std::move(deleted), true);
@@ -370,10 +382,10 @@ struct consumer_state {
     }
     auto c = reader_conn();
     reply r = co_await c->command("XPENDING", opts.stream, opts.group, "-", "+", span, opts.consumer);
-    std::map<std::string, long long> pending;  // id -> idle ms at the broker
+    std::map<entry_key, long long> pending;  // id -> idle ms at the broker
     for (const reply& p : r.elements()) {
       auto f = p.elements();
-      if (f.size() >= 4) pending[std::string(f[0].str())] = f[2].integer();
+      if (f.size() >= 4) pending[entry_key::of(f[0].str())] = f[2].integer();
     }
     auto now = clock::now();
     {
@@ -385,7 +397,7 @@ struct consumer_state {
           continue;
         }
         if (p->second >= opts.claim_idle.count()) {
-          mine.push_back(it->first);
+          mine.push_back(it->first.text());
         } else {  // not idle long enough yet, as the broker counts
           it->second = now + (opts.claim_idle - std::chrono::milliseconds(p->second));
         }
