@@ -417,7 +417,9 @@ task<void> write_loop(std::shared_ptr<connection_state> s) {
       co_await writer_park(*s);
       if (!s->take_batch(taken)) break;
       for (command_bytes& c : taken) {
-        if (c.size() < direct_write_bytes) {
+        // Alone in its batch (a pipeline()'s commands, one deep command), a
+        // command goes from its own bytes: copying it first buys nothing.
+        if (c.size() < direct_write_bytes && taken.size() > 1) {
           batch.append(c.view());
           continue;
         }
