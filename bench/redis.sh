@@ -33,7 +33,10 @@
 # getrusage) per request is the efficiency figure. Rounds are interleaved
 # (both clients once per round) and each row reports the median round.
 # stdout: one JSON document; stderr: progress and a table with the ratios
-# ringflow / redis-benchmark (req/s: higher is better; CPU: lower is better).
+# ringflow / redis-benchmark (req/s: higher is better; CPU: lower is better),
+# and the paired req/s ratio: the median of each round's own ratio (the two
+# clients of a round run back to back, so a drift of the machine's speed
+# between rounds, which moves a deep row by 10-25%, cancels out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/bench
@@ -225,7 +228,7 @@ try:
 
     result = {"benchmark": "redis", "requests": requests, "rounds": rounds, "server_core": server_core,
               "client_core": client_core, "rows": []}
-    print(f"\n{'command':<32} {'P':>4} {'c':>3} {'client':<18} {'req/s':>10} {'r-b req/s':>10} {'ratio':>6} "
+    print(f"\n{'command':<32} {'P':>4} {'c':>3} {'client':<18} {'req/s':>10} {'r-b req/s':>10} {'ratio':>6} {'paired':>6} "
           f"{'us CPU/req':>11} {'r-b':>7} {'ratio':>6}", file=sys.stderr)
     for row in rows:
         med = {name: median_run(runs) for name, runs in row["runs"].items()}
@@ -238,8 +241,12 @@ try:
             out_row[key] = rf
             out_row[key + "_rps_ratio"] = rf["rps"] / rb["rps"]
             out_row[key + "_cpu_ratio"] = rf["cpu_us_per_request"] / rb["cpu_us_per_request"]
+            # The two clients of one round ran back to back: the median of
+            # the rounds' own ratios cancels the machine's drift between rounds.
+            paired = statistics.median(a["rps"] / b["rps"] for a, b in zip(row["runs"][name], row["runs"]["redis-benchmark"]))
+            out_row[key + "_rps_paired_ratio"] = paired
             print(f"{row['command']:<32} {row['pipeline']:>4} {row['connections']:>3} {name:<18} {rf['rps']:>10.0f} "
-                  f"{rb['rps']:>10.0f} {rf['rps'] / rb['rps']:>6.2f} {rf['cpu_us_per_request']:>11.3f} "
+                  f"{rb['rps']:>10.0f} {rf['rps'] / rb['rps']:>6.2f} {paired:>6.2f} {rf['cpu_us_per_request']:>11.3f} "
                   f"{rb['cpu_us_per_request']:>7.3f} {rf['cpu_us_per_request'] / rb['cpu_us_per_request']:>6.2f}",
                   file=sys.stderr)
         result["rows"].append(out_row)
