@@ -178,14 +178,18 @@ struct consumer_state {
     released.set(v);
   }
 
-  void on_acked(const std::string& id) {
-    entry_key k = entry_key::of(id);
+  // The broker confirmed an XACK of these ids: their places are free, all
+  // at once (one lock and one wake-up for the batch, not one per ack).
+  void on_acked(const std::vector<std::string>& ids) {
     {
       std::lock_guard g(m);
-      in_hand.erase(k);
-      dropped.erase(k);
+      for (const std::string& id : ids) {
+        entry_key k = entry_key::of(id);
+        in_hand.erase(k);
+        dropped.erase(k);  // its ack was cancelled after it joined the batch
+      }
     }
-    acked.fetch_add(1, std::memory_order_relaxed);
+    acked.fetch_add(ids.size(), std::memory_order_relaxed);
     signal_release();
   }
 
@@ -634,6 +638,8 @@ task<void> lead_batch(std::shared_ptr<consumer_state> st, std::shared_ptr<ack_ba
     b->error = failure;
     b->outcome.set(ack_batch::failed);
   } else {
+    // Closed: b->ids no longer changes. Settled before the acks see it.
+    st->on_acked(b->ids);
     b->outcome.set(ack_batch::acked);
   }
 }
@@ -675,8 +681,7 @@ task<void> send_ack(pending_ack a) {
     co_await rx.changed();
   }
   if (outcome == ack_batch::failed) std::rethrow_exception(b->error);
-  a.settled = true;
-  st.on_acked(a.id);
+  a.settled = true;  // its place was freed with the batch's (on_acked)
 }
 }  // namespace detail
 

@@ -99,7 +99,7 @@ struct consumer_options {
 struct consumer_stats {
   std::uint64_t delivered = 0;      // deliveries handed out by next()
   std::uint64_t redelivered = 0;    // of which delivery_count() > 1
-  std::uint64_t acked = 0;          // XACKs the broker confirmed
+  std::uint64_t acked = 0;          // entries whose XACK the broker confirmed
   std::uint64_t dead_lettered = 0;  // entries moved to the dead-letter stream
   std::uint64_t reconnects = 0;     // connections re-established after a loss
 };
