@@ -7,8 +7,11 @@
 // (redis::prepared_command), as redis-benchmark does, instead of on every
 // command() call. --batch runs redis-benchmark's own loop instead: one task
 // per connection sends a command_batch of D commands (connection::pipeline)
-// and waits for its D replies, again (a last batch may overshoot N by less
-// than D).
+// and waits for its D replies, again. As in redis-benchmark, the connections
+// take their commands from one count of N (a batch at a time with --batch,
+// so the last batches may send up to D-1 more each), and the time stops at
+// the N-th reply: no connection idles at the end while others finish their
+// own share.
 //
 //   redis_bench --port 6379 --connections 50 --pipeline 16 --requests 1000000 PING
 //   redis_bench --port 6379 SET key:bench xxx
@@ -25,7 +28,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -62,6 +65,24 @@ struct options {
   std::string stream = "stream:bench", group = "bench";
 };
 
+// The N requests of a run, shared by every sender (redis-benchmark's
+// requests_issued and requests_finished).
+struct request_count {
+  explicit request_count(std::uint64_t n) : total(n) {}
+  const std::uint64_t total;
+  std::atomic<std::uint64_t> issued{0}, finished{0};
+  std::atomic<std::chrono::steady_clock::rep> end{0};  // when the N-th reply came
+
+  // Takes n requests to send; false once N have been taken.
+  bool take(std::uint64_t n) { return issued.fetch_add(n, std::memory_order_relaxed) < total; }
+  void answered(std::uint64_t n) {
+    std::uint64_t before = finished.fetch_add(n, std::memory_order_relaxed);
+    if (before < total && before + n >= total) {
+      end.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    }
+  }
+};
+
 double cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -91,9 +112,9 @@ task<ringflow::redis::reply> one(connection* c, const std::vector<std::string>& 
 }
 
 task<std::uint64_t> sender(connection* c, const std::vector<std::string>* cmd,
-                           const ringflow::redis::prepared_command* prepared, std::uint64_t n) {
+                           const ringflow::redis::prepared_command* prepared, request_count* count) {
   std::uint64_t errors = 0;
-  for (std::uint64_t i = 0; i < n; ++i) {
+  while (count->take(1)) {
     try {
       if (prepared) {
         co_await c->command(*prepared);
@@ -103,23 +124,24 @@ task<std::uint64_t> sender(connection* c, const std::vector<std::string>* cmd,
     } catch (const ringflow::redis::error&) {
       ++errors;
     }
+    count->answered(1);
   }
   co_return errors;
 }
 
 // redis-benchmark's own loop: send `pipeline` commands, wait for their
 // replies, again; one task per connection.
-task<std::uint64_t> batch_sender(connection* c, const ringflow::redis::command_batch* b, std::uint64_t n) {
+task<std::uint64_t> batch_sender(connection* c, const ringflow::redis::command_batch* b, request_count* count) {
   std::uint64_t errors = 0;
-  while (n > 0) {
+  while (count->take(b->size())) {
     std::vector<ringflow::redis::reply> rs = co_await c->pipeline(*b);
     for (const auto& r : rs) errors += r.type() == ringflow::redis::reply::kind::error;
-    n -= std::min<std::uint64_t>(n, rs.size());
+    count->answered(rs.size());
   }
   co_return errors;
 }
 
-task<std::uint64_t> bench(const options* o) {
+task<std::uint64_t> bench(const options* o, request_count* count) {
   std::vector<connection> conns;
   for (unsigned i = 0; i < o->connections; ++i) {
     conns.push_back(co_await connection::connect("127.0.0.1", o->port, {.max_in_flight = o->pipeline}));
@@ -130,18 +152,14 @@ task<std::uint64_t> bench(const options* o) {
     ringflow::redis::command_batch b;
     for (unsigned i = 0; i < o->pipeline; ++i) b.add(prepared);
     std::vector<ringflow::join_handle<std::uint64_t>> hs;
-    for (unsigned s = 0; s < o->connections; ++s) {
-      std::uint64_t n = o->requests / o->connections + (s < o->requests % o->connections ? 1 : 0);
-      hs.push_back(ringflow::spawn(batch_sender(&conns[s], &b, n)));
-    }
+    for (unsigned s = 0; s < o->connections; ++s) hs.push_back(ringflow::spawn(batch_sender(&conns[s], &b, count)));
     std::uint64_t errors = 0;
     for (auto& h : hs) errors += co_await std::move(h);
     co_return errors;
   }
   std::vector<ringflow::join_handle<std::uint64_t>> hs;
   for (std::uint64_t s = 0; s < senders; ++s) {
-    std::uint64_t n = o->requests / senders + (s < o->requests % senders ? 1 : 0);
-    hs.push_back(ringflow::spawn(sender(&conns[s % o->connections], &o->command, o->prepared ? &prepared : nullptr, n)));
+    hs.push_back(ringflow::spawn(sender(&conns[s % o->connections], &o->command, o->prepared ? &prepared : nullptr, count)));
   }
   std::uint64_t errors = 0;
   for (auto& h : hs) errors += co_await std::move(h);
@@ -239,9 +257,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   double cpu0 = cpu_seconds();
+  request_count count(o.requests);
   auto t0 = std::chrono::steady_clock::now();
-  std::uint64_t errors = rt.block_on(bench(&o));
-  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::uint64_t errors = rt.block_on(bench(&o, &count));
+  auto end = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(count.end.load()));
+  double wall = std::chrono::duration<double>(end - t0).count();
   double cpu = cpu_seconds() - cpu0;
   std::string name;
   for (auto& a : o.command) name += (name.empty() ? "" : " ") + a;
