@@ -195,7 +195,7 @@ struct connection_state {
 
   void complete_locked(locked_state& g, request* r) {
     __builtin_prefetch(r->handle.address());
-    if (r->caller_frame) __builtin_prefetch(r->caller_frame);
+    __builtin_prefetch(r->caller_frame);  // set by await_suspend, before the request is on any list
     r->where = stage::completed;
     g.schedule(r->owner, r->handle);
   }
