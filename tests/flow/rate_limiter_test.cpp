@@ -297,7 +297,7 @@ task<void> real_time_body(rate_limiter* lim, std::chrono::steady_clock::time_poi
 
 }  // namespace
 
-TEST_CASE("rate_limiter: 1000 per second for 2 s lands within a few percent", "[flow][rate_limiter]") {
+TEST_CASE("rate_limiter: 1000 per second for 2 s: never above the bucket, not far below", "[flow][rate_limiter]") {
   ringflow::runtime rt({.threads = 2});
   std::vector<std::uint64_t> counts(4, 0);
   auto t0 = std::chrono::steady_clock::now();
@@ -310,8 +310,12 @@ TEST_CASE("rate_limiter: 1000 per second for 2 s lands within a few percent", "[
                 << counts[2] << " " << counts[3]);
   REQUIRE(total == lim.stats().acquired);
   REQUIRE(static_cast<double>(total) <= 10 + 1000.0 * elapsed + 1e-6);  // never more than the bucket allows
+  // Below the rate only by the tokens a busy machine wastes: a stretch of
+  // more than 10 ms with no worker serving the queue overflows the bucket.
+  // That is the machine, not the limiter (whose arithmetic the manual-clock
+  // cases pin down), so the lower bound only catches a limiter that stalls.
   double expected = 10 + 1000.0 * 2;
-  REQUIRE(std::abs(static_cast<double>(total) - expected) <= 0.05 * expected);
+  REQUIRE(static_cast<double>(total) >= 0.5 * expected);
   for (auto c : counts) REQUIRE(c > 0);  // every task got its turns (FIFO)
 }
 

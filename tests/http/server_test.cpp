@@ -441,13 +441,16 @@ TEST_CASE("an idle keep-alive connection is closed after idle_timeout", "[http]"
   o.idle_timeout = 200ms;
   harness h(hello, o);
   client c(h.port());
+  // Before the request: the idle timer starts after its reply, so the close
+  // comes idle_timeout after this at the earliest, however late this thread
+  // wakes for the reply.
+  auto start = std::chrono::steady_clock::now();
   REQUIRE(c.send(get("/")));
   auto r = c.read_reply();
   REQUIRE(r);
   CHECK(r->status == 200);
-  auto start = std::chrono::steady_clock::now();
   CHECK(c.wait_closed());
-  CHECK(std::chrono::steady_clock::now() - start >= 150ms);
+  CHECK(std::chrono::steady_clock::now() - start >= 200ms);
   wait_until([&] { return h.srv.connections() == 0; });
 }
 
@@ -457,7 +460,9 @@ TEST_CASE("the read deadlines of one connection: an earlier one cuts, a later on
   // idle_timeout (which must not cut it), and a later header deadline,
   // sooner than the idle one it was armed for, must still cut a slow head.
   auto o = small_options();
-  o.header_timeout = 150ms;
+  // 400 ms from accept: room for this thread to be late sending the first
+  // head on a busy machine.
+  o.header_timeout = 400ms;
   o.idle_timeout = 30s;
   harness h(hello, o);
   client c(h.port());
@@ -467,7 +472,7 @@ TEST_CASE("the read deadlines of one connection: an earlier one cuts, a later on
     REQUIRE(r);
     CHECK(r->status == 200);
     // Idle past the header deadline the timer was armed for: still open.
-    std::this_thread::sleep_for(250ms);
+    std::this_thread::sleep_for(600ms);
   }
   REQUIRE(c.send("GET / HTTP/1.1\r\n"));  // a head that never ends
   auto start = std::chrono::steady_clock::now();
@@ -488,7 +493,13 @@ TEST_CASE("1000 concurrent keep-alive connections", "[http]") {
   }
   std::size_t conns = lim.rlim_cur >= 2200 ? 1000 : 250;
   if (conns < 1000) WARN("RLIMIT_NOFILE is " << lim.rlim_cur << ": 250 connections only");
-  harness h(hello);
+  // A connection idles for a whole round between its reply and its next
+  // request: idle_timeout well above what a sanitizer build on a busy
+  // machine takes for a round of 1000.
+  auto o = small_options();
+  o.idle_timeout = 120s;
+  o.header_timeout = 120s;
+  harness h(hello, o);
   std::vector<std::unique_ptr<client>> cs;
   for (std::size_t i = 0; i < conns; ++i) {
     cs.push_back(std::make_unique<client>(h.port()));

@@ -542,19 +542,24 @@ task<void> stalled_reader(tcp_listener* l, std::atomic<std::size_t>* written, st
   REQUIRE(one[0] == pattern_at(0));
   // The reader stalls while the writer pushes: the receive must stop at the
   // cap and the rest must stay in the kernel, whose window closes.
+  // Until the writer is stuck (no progress in 20 ms) and the receive has
+  // stopped with data left in the kernel, at most ~10 s: one quiet 20 ms
+  // alone may be a descheduled thread on a busy machine, not the window.
   std::size_t last = SIZE_MAX;
-  for (int i = 0; i < 100; ++i) {  // until the writer is stuck (no progress in 20 ms), at most ~2 s
+  for (int i = 0; i < 500; ++i) {
     co_await ringflow::sleep_for(20ms);
     std::size_t now = written->load();
-    if (now == last && now < total) break;
+    auto snap = detail::inspect_recv(s);
+    int v = 0;
+    out->queued_stalled = snap.queued;
+    out->armed_stalled = snap.armed;
+    out->server_unread = ::ioctl(s.native_handle(), SIOCINQ, &v) == 0 ? v : -1;
+    out->written_stalled = now;
+    if (now == last && now < total && !snap.armed && snap.queued + 1 >= buffer_ring::stream_cap &&
+        out->server_unread > 0)
+      break;
     last = now;
   }
-  auto snap = detail::inspect_recv(s);
-  out->queued_stalled = snap.queued;
-  out->armed_stalled = snap.armed;
-  int v = 0;
-  out->server_unread = ::ioctl(s.native_handle(), SIOCINQ, &v) == 0 ? v : -1;
-  out->written_stalled = written->load();
   out->read.bytes = 1;
   co_await read_pattern(&s, 64 * 1024, 64 * 1024, 9, &out->read);
 }

@@ -582,7 +582,10 @@ TEST_CASE("tcp: 200 idle connections cost only suspended tasks; an active client
   }(l.local_port()));
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   INFO("100 round trips beside 200 idle connections: " << ms << " ms");
-  REQUIRE(ms < 2000);
+  // Wide for a loaded machine (each round trip may wake both workers); a
+  // reply that waited for a timer instead of its completion would take
+  // 100 ms or more per round trip.
+  REQUIRE(ms < 10000);
   // No thread per connection: 201 suspended reads did not start kernel
   // worker threads (a blocking read would have taken one io-wq thread each).
   REQUIRE(thread_count() <= threads_before + 4);
