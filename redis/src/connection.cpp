@@ -31,6 +31,7 @@
 #include <ringflow/runtime.hpp>
 #include <ringflow/tcp.hpp>
 
+#include "connection_access.hpp"
 #include "reply_reader.hpp"
 
 namespace ringflow::redis::detail {
@@ -491,10 +492,6 @@ task<std::vector<reply>> run_pipeline(std::shared_ptr<connection_state> s, comma
 }
 
 }  // namespace
-
-struct connection_access {
-  static connection make(std::shared_ptr<connection_state> s) noexcept { return connection(std::move(s)); }
-};
 
 namespace {
 

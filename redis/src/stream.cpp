@@ -27,6 +27,8 @@
 #include <ringflow/watch.hpp>
 #include <ringflow/yield.hpp>
 
+#include "connection_access.hpp"
+
 namespace ringflow::redis {
 
 namespace detail {
@@ -193,11 +195,10 @@ struct consumer_state {
     signal_release();
   }
 
-  void on_dropped(const std::string& id) noexcept {
+  void on_dropped(entry_key k) noexcept {
     try {
       {
         std::lock_guard g(m);
-        entry_key k = entry_key::of(id);
         if (in_hand.erase(k) == 0) return;  // acked meanwhile, or a duplicate
         if (!closed) dropped.emplace(k, clock::now() + opts.claim_idle);
       }
@@ -575,7 +576,7 @@ delivery& delivery::operator=(delivery&& o) noexcept {
 }
 
 void delivery::drop() noexcept {
-  if (auto s = std::move(st_)) s->on_dropped(id_);
+  if (auto s = std::move(st_)) s->on_dropped(detail::entry_key::of(id_));
 }
 
 namespace detail {
@@ -584,15 +585,15 @@ namespace detail {
 // entry counts as dropped, so its place comes back after claim_idle.
 struct pending_ack {
   std::shared_ptr<consumer_state> st;
-  std::string id;
+  entry_key key;
   bool settled = false;
-  pending_ack(std::shared_ptr<consumer_state> s, std::string i) : st(std::move(s)), id(std::move(i)) {}
-  pending_ack(pending_ack&& o) noexcept : st(std::move(o.st)), id(std::move(o.id)), settled(o.settled) {}
+  pending_ack(std::shared_ptr<consumer_state> s, entry_key k) noexcept : st(std::move(s)), key(k) {}
+  pending_ack(pending_ack&& o) noexcept : st(std::move(o.st)), key(o.key), settled(o.settled) {}
   pending_ack(const pending_ack&) = delete;
   pending_ack& operator=(const pending_ack&) = delete;
   pending_ack& operator=(pending_ack&&) = delete;
   ~pending_ack() {
-    if (st && !settled) st->on_dropped(id);
+    if (st && !settled) st->on_dropped(key);
   }
 };
 
@@ -616,20 +617,23 @@ struct batch_lead {
 task<void> lead_batch(std::shared_ptr<consumer_state> st, std::shared_ptr<ack_batch> b) {
   batch_lead lead{st, b};
   co_await ringflow::yield();  // the acks issued with this one join first
-  std::vector<std::string> argv;
   {
     std::lock_guard g(st->m);
     if (st->open_acks == b) st->open_acks.reset();  // closed: later acks open a new batch
-    argv.reserve(b->ids.size() + 3);
-    argv.push_back("XACK");
-    argv.push_back(st->opts.stream);
-    argv.push_back(st->opts.group);
-    argv.insert(argv.end(), b->ids.begin(), b->ids.end());
   }
   std::exception_ptr failure;
   try {
+    // Closed: b->ids no longer changes; formatted from views of it.
+    command_bytes cmd;
+    {
+      std::vector<std::string_view> argv;
+      argv.reserve(b->ids.size() + 3);
+      argv.insert(argv.end(), {"XACK", st->opts.stream, st->opts.group});
+      argv.insert(argv.end(), b->ids.begin(), b->ids.end());
+      cmd = format_command(argv);
+    }
     auto c = st->acker_conn();
-    co_await c->command(std::move(argv));
+    co_await connection_access::send(*c, std::move(cmd));
   } catch (...) {
     failure = std::current_exception();
   }
@@ -646,7 +650,7 @@ task<void> lead_batch(std::shared_ptr<consumer_state> st, std::shared_ptr<ack_ba
 
 }  // namespace
 
-task<void> send_ack(pending_ack a) {
+task<void> send_ack(pending_ack a, std::string id) {
   consumer_state& st = *a.st;
   std::shared_ptr<ack_batch> b;
   bool lead = false;
@@ -657,7 +661,7 @@ task<void> send_ack(pending_ack a) {
       lead = true;
     }
     b = st.open_acks;
-    b->ids.push_back(a.id);
+    b->ids.push_back(std::move(id));
   }
   // Until the batch's outcome (acked or failed): leading it first if this
   // ack opened it, and again when its leader gave up and no other waiting
@@ -689,7 +693,7 @@ task<void> delivery::ack() {
   if (!st_ && id_.empty()) throw std::logic_error("ringflow::redis::delivery: empty");
   if (!st_) return []() -> task<void> { co_return; }();  // acked already
   // From here on the delivery is no longer ours to drop: the task owns it.
-  return detail::send_ack(detail::pending_ack(std::move(st_), id_));
+  return detail::send_ack(detail::pending_ack(std::move(st_), detail::entry_key::of(id_)), id_);
 }
 
 // ---- stream_consumer ----
