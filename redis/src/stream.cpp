@@ -505,7 +505,9 @@ struct consumer_state {
     acker.reset();
     history_done = false;
     history_cursor = "0";
-    claim_cursor = "0-0";
+    // A move from a temporary: g++ 12 at -O3 warns (-Wrestrict, falsely) on
+    // assigning the literal to a string that may hold a longer id.
+    claim_cursor = std::string("0-0");
     // Dropped ones are re-read by the history read.
     dropped.clear();
   }
