@@ -583,10 +583,13 @@ void worker::run() {
   tls_worker_id = id_;
   constexpr unsigned budget = 256;
   while (!rt_.stopping()) {
+    if (remote_pending_.load(std::memory_order_relaxed)) drain_remote();
+    // After the inbox: a task sent here after a signal_set came or went
+    // (the generation moved before the push, under the inbox lock) runs
+    // with the new mask, never the old one.
     if (claimed_signals_generation.load(std::memory_order_relaxed) != signals_applied_.load(std::memory_order_relaxed)) {
       apply_claimed_signals(signals_applied_);
     }
-    if (remote_pending_.load(std::memory_order_relaxed)) drain_remote();
     if (revoke_pending_.load(std::memory_order_relaxed)) process_revokes();
     run_ready(budget);
     // A cancel_and_wait() run by a task may have collected others' CQEs into

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <set>
@@ -169,6 +170,28 @@ TEST_CASE("signal_set: blocked on every worker while it lives, unblocked after; 
   // The last set claiming it is gone: each worker unblocks it by its next turn.
   REQUIRE(!on(0));
   REQUIRE(!on(1));
+}
+
+TEST_CASE("signal_set: a task sent to a worker after the last set went runs unblocked, however busy that worker",
+          "[signal][runtime]") {
+  // Worker 1 is kept turning (a task that yields until told to stop), so it
+  // may have read the claims' generation just before a set went and drain
+  // the probe sent just after: it must apply the new mask before running it.
+  ringflow::runtime rt({.threads = 2});
+  std::atomic<bool> stop{false};
+  auto spinner = rt.spawn_on(1, [](std::atomic<bool>* st) -> task<void> {
+    while (!st->load()) co_await ringflow::yield();
+  }(&stop));
+  int stale = 0;
+  rt.block_on([](ringflow::runtime& rt, int* stale) -> task<void> {
+    for (int i = 0; i < 300; ++i) {
+      { signal_set s({SIGUSR1}); }
+      if (co_await rt.spawn_on(1, blocked_on_worker(SIGUSR1))) ++*stale;
+    }
+  }(rt, &stale));
+  stop = true;
+  spinner.wait();
+  REQUIRE(stale == 0);
 }
 
 TEST_CASE("signal_set: sets on two workers of two runtimes, moved and destroyed", "[signal][runtime]") {
