@@ -658,11 +658,12 @@ TEST_CASE("broadcast: subscribe, unsubscribe and cancel on two workers while sen
   run(
       []() -> task<void> {
         broadcast<int> b(2, overflow::block);
-        std::atomic<bool> stop{false};
-        auto churn = ringflow::spawn([](broadcast<int>* bc, std::atomic<bool>* st) -> task<int> {
+        std::atomic<bool> stop{false}, began{false};
+        auto churn = ringflow::spawn([](broadcast<int>* bc, std::atomic<bool>* st, std::atomic<bool>* go) -> task<int> {
           int rounds = 0;
           while (!st->load()) {
             auto r = bc->subscribe(1, overflow::block);  // holds sends back, then goes
+            go->store(true);
             auto t = co_await ringflow::timeout(50us, [](broadcast<int>::receiver* rr) -> task<std::optional<int>> {
               co_return co_await rr->recv();
             }(&r));
@@ -671,7 +672,10 @@ TEST_CASE("broadcast: subscribe, unsubscribe and cancel on two workers while sen
             co_await ringflow::yield();
           }
           co_return rounds;
-        }(&b, &stop));
+        }(&b, &stop, &began));
+        // The sends start once the churn has: a busy machine may otherwise
+        // run all 2000 before the churn's worker got to it.
+        while (!began.load()) co_await ringflow::yield();
         receiver main_r = b.subscribe(4, overflow::drop_oldest);
         auto sender = ringflow::spawn([](broadcast<int>* bc) -> task<int> {
           int sent = 0;
