@@ -13,6 +13,7 @@
 #include <compare>
 #include <deque>
 #include <map>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -55,7 +56,23 @@ struct entry_key {
     if (dash != std::string_view::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), k.seq);
     return k;
   }
-  std::string text() const { return std::to_string(ms) + '-' + std::to_string(seq); }
+  std::string text() const {
+    std::string s;
+    append_text(s);
+    s.pop_back();
+    return s;
+  }
+  // The longest text, and a separator: two 20-digit numbers, '-', ' '.
+  static constexpr std::size_t max_text = 42;
+  // Appends the text and a space.
+  void append_text(std::string& out) const {
+    char buf[max_text];
+    char* p = std::to_chars(buf, buf + sizeof buf, ms).ptr;
+    *p++ = '-';
+    p = std::to_chars(p, buf + sizeof buf, seq).ptr;
+    *p++ = ' ';
+    out.append(buf, p);
+  }
 };
 
 struct stream_entry {
@@ -119,7 +136,7 @@ std::chrono::milliseconds clamp_ms(std::chrono::milliseconds v, std::chrono::mil
 // idempotent, so sending an id twice is harmless).
 struct ack_batch {
   enum : int { pending, acked, failed, abandoned };
-  std::vector<std::string> ids;  // appended under consumer_state::m while open
+  std::vector<entry_key> keys;  // appended under consumer_state::m while open
   bool led = true;               // under consumer_state::m: an ack is sending it
   std::exception_ptr error;      // written before `failed` is published
   watch<int> outcome{pending};
@@ -135,10 +152,13 @@ struct consumer_state {
 
   mutable std::mutex m;
   std::shared_ptr<connection> reader, acker;
-  std::set<entry_key> in_hand;  // handed out, not acked nor dropped
+  // The nodes of in_hand and dropped (under m): an entry's node is
+  // recycled when it is acked, not freed and allocated again per entry.
+  std::pmr::unsynchronized_pool_resource nodes;
+  std::pmr::set<entry_key> in_hand{&nodes};  // handed out, not acked nor dropped
   // Dropped unacked, pending here until claimed: when each may be claimed
   // (claim_idle after its last delivery, as the broker counts idle time).
-  std::map<entry_key, clock::time_point> dropped;
+  std::pmr::map<entry_key, clock::time_point> dropped{&nodes};
   std::deque<stream_entry> buffered;  // read or claimed, not handed out yet
   bool closed = false;
 
@@ -182,16 +202,15 @@ struct consumer_state {
 
   // The broker confirmed an XACK of these ids: their places are free, all
   // at once (one lock and one wake-up for the batch, not one per ack).
-  void on_acked(const std::vector<std::string>& ids) {
+  void on_acked(const std::vector<entry_key>& keys) {
     {
       std::lock_guard g(m);
-      for (const std::string& id : ids) {
-        entry_key k = entry_key::of(id);
+      for (entry_key k : keys) {
         in_hand.erase(k);
         dropped.erase(k);  // its ack was cancelled after it joined the batch
       }
     }
-    acked.fetch_add(ids.size(), std::memory_order_relaxed);
+    acked.fetch_add(keys.size(), std::memory_order_relaxed);
     signal_release();
   }
 
@@ -625,13 +644,22 @@ task<void> lead_batch(std::shared_ptr<consumer_state> st, std::shared_ptr<ack_ba
   }
   std::exception_ptr failure;
   try {
-    // Closed: b->ids no longer changes; formatted from views of it.
+    // Closed: b->keys no longer changes. The ids' text goes into one
+    // buffer (a key's text is the id the broker sent: both are canonical).
     command_bytes cmd;
     {
+      std::string text;
+      text.reserve(b->keys.size() * entry_key::max_text);
+      for (entry_key k : b->keys) k.append_text(text);
       std::vector<std::string_view> argv;
-      argv.reserve(b->ids.size() + 3);
+      argv.reserve(b->keys.size() + 3);
       argv.insert(argv.end(), {"XACK", st->opts.stream, st->opts.group});
-      argv.insert(argv.end(), b->ids.begin(), b->ids.end());
+      std::string_view rest = text;
+      for (std::size_t i = 0; i < b->keys.size(); ++i) {
+        std::size_t end = rest.find(' ');
+        argv.push_back(rest.substr(0, end));
+        rest.remove_prefix(end + 1);
+      }
       cmd = format_command(argv);
     }
     auto c = st->acker_conn();
@@ -644,26 +672,26 @@ task<void> lead_batch(std::shared_ptr<consumer_state> st, std::shared_ptr<ack_ba
     b->error = failure;
     b->outcome.set(ack_batch::failed);
   } else {
-    // Closed: b->ids no longer changes. Settled before the acks see it.
-    st->on_acked(b->ids);
+    // Settled before the acks see it.
+    st->on_acked(b->keys);
     b->outcome.set(ack_batch::acked);
   }
 }
 
 }  // namespace
 
-task<void> send_ack(pending_ack a, std::string id) {
+task<void> send_ack(pending_ack a) {
   consumer_state& st = *a.st;
   std::shared_ptr<ack_batch> b;
   bool lead = false;
   {
     std::lock_guard g(st.m);
-    if (!st.open_acks || st.open_acks->ids.size() >= max_ack_batch) {
+    if (!st.open_acks || st.open_acks->keys.size() >= max_ack_batch) {
       st.open_acks = std::make_shared<ack_batch>();
       lead = true;
     }
     b = st.open_acks;
-    b->ids.push_back(std::move(id));
+    b->keys.push_back(a.key);
   }
   // Until the batch's outcome (acked or failed): leading it first if this
   // ack opened it, and again when its leader gave up and no other waiting
@@ -695,7 +723,7 @@ task<void> delivery::ack() {
   if (!st_ && id_.empty()) throw std::logic_error("ringflow::redis::delivery: empty");
   if (!st_) return []() -> task<void> { co_return; }();  // acked already
   // From here on the delivery is no longer ours to drop: the task owns it.
-  return detail::send_ack(detail::pending_ack(std::move(st_), detail::entry_key::of(id_)), id_);
+  return detail::send_ack(detail::pending_ack(std::move(st_), detail::entry_key::of(id_)));
 }
 
 // ---- stream_consumer ----
