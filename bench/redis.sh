@@ -17,13 +17,15 @@
 # (no acks, so no pending list), E/128 requests at depth 1 and 16, each
 # reply a full 128 entries. ringflow runs the same command on its connection
 # (redis_bench), and its stream_consumer runs the full consumer: next()
-# through request(128) on its publisher, then the 128 acks (one XACK each,
-# pipelined), then the next batch. The stream_consumer row is compared with
+# through request(128) on its publisher, then the 128 acks (which share one
+# XACK), then the next batch; with prefetch 128 that read waits for the
+# batch's XACK, with prefetch 256 it overlaps it. The stream_consumer rows are compared with
 # redis-benchmark's read-only depth-1 row (one batch outstanding, as the
 # consumer): a floor that does no acks, so the ratio overstates its cost.
 #
 # Usage: bench/redis.sh [--quick] [--requests N] [--rounds R] [--pipelines "1 16 128"] [--connections "1 50"]
-#   default: 200000 requests per row, 3 rounds; --quick: 20000 requests, 1 round
+#   default: 200000 requests per row, 3 rounds; --quick: 20000 requests, 1 round;
+#   --pipelines "": the consume rows only
 # Pipeline depth D: redis-benchmark -P D sends D commands and waits for the D
 # replies; redis_bench keeps D commands in flight per connection all the
 # time (D tasks each sending its next command when its reply came, with
@@ -184,7 +186,11 @@ try:
     reads = consume_entries // batch
     consume_rows = [{"mode": f"XREADGROUP COUNT {batch} NOACK", "pipeline": d, "runs": {"ringflow": [], "redis-benchmark": []}}
                     for d in (1, 16)]
-    consume_rows.append({"mode": f"stream_consumer next+ack, prefetch {batch}", "pipeline": 1, "runs": {"ringflow": []}})
+    # prefetch = batch: each read waits for the batch's XACK; prefetch =
+    # 2 * batch: the next read overlaps the previous batch's acks.
+    for prefetch in (batch, 2 * batch):
+        consume_rows.append({"mode": f"stream_consumer next+ack, prefetch {prefetch}", "pipeline": 1, "prefetch": prefetch,
+                             "runs": {"ringflow": []}})
     groups = []
 
     def fresh_group():
@@ -201,8 +207,8 @@ try:
             for name in row["runs"]:
                 g = fresh_group()
                 if row["mode"].startswith("stream_consumer"):
-                    out, cpu = timed([bench, "--port", str(port), "--consume", str(consume_entries), "--prefetch", str(batch),
-                                      "--stream", "stream:consume", "--group", g])
+                    out, cpu = timed([bench, "--port", str(port), "--consume", str(consume_entries), "--prefetch",
+                                      str(row["prefetch"]), "--request", str(batch), "--stream", "stream:consume", "--group", g])
                     eps = json.loads(out)["entries_per_s"]
                 elif name == "ringflow":
                     out, cpu = timed([bench, "--port", str(port), "--connections", "1", "--pipeline", str(row["pipeline"]),
