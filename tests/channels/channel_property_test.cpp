@@ -99,7 +99,10 @@ struct scenario {
 
   static std::string show(const std::deque<int>& d) {
     std::string out = "[";
-    for (int id : d) out += " " + std::to_string(id);
+    for (int id : d) {
+      out += ' ';
+      out += std::to_string(id);
+    }
     return out + " ]";
   }
 

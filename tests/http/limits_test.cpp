@@ -151,7 +151,7 @@ TEST_CASE("load shedding answers 503 beyond in flight + queued; admitted request
   std::vector<std::unique_ptr<client>> cs;
   for (int i = 0; i < flood; ++i) {
     cs.push_back(std::make_unique<client>(h.port()));
-    REQUIRE(cs.back()->send(get("/" + std::to_string(i))));
+    REQUIRE(cs.back()->send(get(raw::target(static_cast<std::size_t>(i)))));
   }
   // Every request has reached the server: 4 run, 8 wait, the rest were told 503.
   wait_until([&] { return h.srv.requests() == flood; });
