@@ -64,7 +64,7 @@ struct options {
   std::vector<std::string> command{"PING"};
   std::uint64_t consume = 0;  // consume mode: entries to take
   std::size_t prefetch = 128;
-  std::uint64_t request = 0;  // consume mode: entries per request(n); 0: prefetch
+  std::uint64_t request = 0;  // consume mode: entries per request(n); 0 (unset): prefetch
   std::string stream = "stream:bench", group = "bench";
 };
 
@@ -180,12 +180,11 @@ task<std::uint64_t> consume(const options* o) {
   co.prefetch = o->prefetch;
   auto in = co_await ringflow::redis::stream_consumer::open("127.0.0.1", o->port, co);
   auto sub = in.deliveries().subscribe();
-  const std::uint64_t per_request = o->request > 0 ? o->request : o->prefetch;
   std::vector<ringflow::join_handle<void>> previous;
-  previous.reserve(per_request);
+  previous.reserve(o->request);
   std::uint64_t taken = 0;
   while (taken < o->consume) {
-    std::vector<ringflow::redis::delivery> batch = co_await sub.request(std::min<std::uint64_t>(per_request, o->consume - taken));
+    std::vector<ringflow::redis::delivery> batch = co_await sub.request(std::min<std::uint64_t>(o->request, o->consume - taken));
     if (batch.empty()) break;
     taken += batch.size();
     // The previous batch's acks ran while this one was read.
@@ -252,6 +251,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "redis_bench: prefetch must be positive\n");
       return 2;
     }
+    if (o.request == 0) o.request = o.prefetch;
     double cpu0 = cpu_seconds();
     auto t0 = std::chrono::steady_clock::now();
     std::uint64_t redelivered = rt.block_on(consume(&o));
@@ -261,7 +261,7 @@ int main(int argc, char** argv) {
         "{\"client\": \"ringflow\", \"mode\": \"consume\", \"entries\": %llu, \"prefetch\": %zu, \"request\": %llu, "
         "\"redelivered\": %llu, \"seconds\": %.4f, \"entries_per_s\": %.0f, \"cpu_us_per_entry\": %.3f}\n",
         static_cast<unsigned long long>(o.consume), o.prefetch,
-        static_cast<unsigned long long>(o.request > 0 ? o.request : o.prefetch), static_cast<unsigned long long>(redelivered), wall,
+        static_cast<unsigned long long>(o.request), static_cast<unsigned long long>(redelivered), wall,
         static_cast<double>(o.consume) / wall, cpu * 1e6 / static_cast<double>(o.consume));
     return 0;
   }

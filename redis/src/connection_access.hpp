@@ -1,7 +1,7 @@
 // The ways into a connection that the module's own layers use and its
 // users do not: making one around a started state, and sending a command
-// formatted already (the stream consumer formats an XACK from views of the
-// ids it holds, without copying them into a vector of strings first).
+// formatted already (the stream consumer formats an XACK from the text of
+// the entry keys it holds, without a vector of strings first).
 #pragma once
 
 #include <memory>

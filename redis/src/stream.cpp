@@ -59,18 +59,15 @@ struct entry_key {
   std::string text() const {
     std::string s;
     append_text(s);
-    s.pop_back();
     return s;
   }
-  // The longest text, and a separator: two 20-digit numbers, '-', ' '.
-  static constexpr std::size_t max_text = 42;
-  // Appends the text and a space.
+  // The longest text: two 20-digit numbers and '-'.
+  static constexpr std::size_t max_text = 41;
   void append_text(std::string& out) const {
     char buf[max_text];
     char* p = std::to_chars(buf, buf + sizeof buf, ms).ptr;
     *p++ = '-';
     p = std::to_chars(p, buf + sizeof buf, seq).ptr;
-    *p++ = ' ';
     out.append(buf, p);
   }
 };
@@ -645,20 +642,19 @@ task<void> lead_batch(std::shared_ptr<consumer_state> st, std::shared_ptr<ack_ba
   std::exception_ptr failure;
   try {
     // Closed: b->keys no longer changes. The ids' text goes into one
-    // buffer (a key's text is the id the broker sent: both are canonical).
+    // buffer (a key's text is the id the broker sent: both are canonical),
+    // reserved whole, so the views taken while it fills stay valid.
     command_bytes cmd;
     {
       std::string text;
       text.reserve(b->keys.size() * entry_key::max_text);
-      for (entry_key k : b->keys) k.append_text(text);
       std::vector<std::string_view> argv;
       argv.reserve(b->keys.size() + 3);
       argv.insert(argv.end(), {"XACK", st->opts.stream, st->opts.group});
-      std::string_view rest = text;
-      for (std::size_t i = 0; i < b->keys.size(); ++i) {
-        std::size_t end = rest.find(' ');
-        argv.push_back(rest.substr(0, end));
-        rest.remove_prefix(end + 1);
+      for (entry_key k : b->keys) {
+        std::size_t at = text.size();
+        k.append_text(text);
+        argv.emplace_back(text.data() + at, text.size() - at);
       }
       cmd = format_command(argv);
     }
